@@ -1,0 +1,290 @@
+"""The model store: which checkpoints are installed, the default for each role, cached loading.
+
+Folders searched, first match of an id wins:
+  1. each folder in the environment variable DEBLURSTUDIO_MODELS_DIR (os.pathsep-separated),
+  2. platformdirs.user_data_dir("DeblurStudio")/models (the user's own trained/exported models),
+  3. the bundled resources/models (<package dir>/../resources, or sys._MEIPASS/resources when
+     frozen by PyInstaller).
+Each folder may hold a manifest.json (format in /work/notes/COMMON.md: {"format": 1, "defaults":
+{role: id}, "models": {id: {"file", "arch", "task", "title", "description", "card"}}}) and/or bare
+*.safetensors checkpoints, whose header card supplies "task", "title" and "description" (the id is
+the file name without extension).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import torch
+from torch import nn
+
+from deblurstudio.core.devices import prepare_for_inference
+from deblurstudio.core.errors import DeblurStudioError, ModelNotFoundError
+from deblurstudio.models import CheckpointError, load_checkpoint, read_checkpoint_info
+
+log = logging.getLogger(__name__)
+
+MODELS_DIR_ENV = "DEBLURSTUDIO_MODELS_DIR"
+MANIFEST = "manifest.json"
+ROLES = ("deblur", "fast", "reference", "motion")
+TASKS = ("deblur", "reference", "motion")
+_ROLE_TASK = {"deblur": "deblur", "fast": "deblur", "reference": "reference", "motion": "motion"}
+# What the shipped manifest names, used when no manifest is installed at all (fresh checkout) so
+# the error can still say which network to train.
+_FALLBACK_DEFAULTS = {
+    "deblur": "bladenet",
+    "fast": "lcnet",
+    "reference": "refdeblur",
+    "motion": "motion",
+}
+_FALLBACK_ARCHS = {
+    "bladenet": "bladenet",
+    "lcnet": "lcnet",
+    "refdeblur": "refdeblur",
+    "motion": "neurmap_motion",
+}
+# The training config of each architecture's shipped model (training/configs/<name>.yaml).
+_ARCH_CONFIG = {"neurmap_motion": "motion"}
+_ARCH_TASK = {
+    "bladenet": "deblur",
+    "lcnet": "deblur",
+    "refdeblur": "reference",
+    "neurmap_motion": "motion",
+}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """An installed checkpoint.
+
+    Attributes:
+        id: model id (manifest key, or file stem for a bare checkpoint).
+        path: the .safetensors file.
+        arch: architecture id (a key of deblurstudio.models.ARCHS).
+        task: "deblur" | "reference" | "motion".
+        title: short human-readable name. description: one or two sentences.
+        card: the model card (training data, steps, hardware, metrics, ...).
+    """
+
+    id: str
+    path: Path
+    arch: str
+    task: str
+    title: str
+    description: str = ""
+    card: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Folder:
+    """What one models folder declares: installed entries, role defaults, and manifest entries
+    whose file is missing (remembered for the error message)."""
+
+    path: Path
+    entries: list[ModelEntry]
+    defaults: dict[str, str]
+    missing: dict[str, tuple[Path, str]]
+
+
+def resources_dir() -> Path:
+    """The bundled resources folder (inside the PyInstaller bundle when frozen)."""
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:
+        return Path(frozen_root) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def model_dirs() -> list[Path]:
+    """Folders searched for models, highest priority first."""
+    env = os.environ.get(MODELS_DIR_ENV, "")
+    dirs = [Path(part) for part in env.split(os.pathsep) if part]
+    dirs.append(Path(platformdirs.user_data_dir("DeblurStudio")) / "models")
+    dirs.append(resources_dir() / "models")
+    return dirs
+
+
+def _scan(folder: Path) -> _Folder:
+    entries: list[ModelEntry] = []
+    missing: dict[str, tuple[Path, str]] = {}
+    defaults: dict[str, str] = {}
+    listed: set[Path] = set()
+    manifest_path = folder / MANIFEST
+    if manifest_path.is_file():
+        manifest = _read_manifest(manifest_path)
+        defaults = dict(manifest.get("defaults", {}))
+        for model_id, spec in manifest["models"].items():
+            path = folder / spec["file"]
+            listed.add(path)
+            if not path.is_file():
+                missing[model_id] = (path, spec["arch"])
+                continue
+            entries.append(
+                ModelEntry(
+                    id=model_id,
+                    path=path,
+                    arch=spec["arch"],
+                    task=spec["task"],
+                    title=spec.get("title", model_id),
+                    description=spec.get("description", ""),
+                    card=spec.get("card", {}),
+                )
+            )
+    for path in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        if path not in listed and (entry := _bare_entry(path)) is not None:
+            entries.append(entry)
+    return _Folder(folder, entries, defaults, missing)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest.get("models"), dict):
+            raise ValueError('no "models" object')
+        for model_id, spec in manifest["models"].items():
+            missing_keys = {"file", "arch", "task"} - set(spec)
+            if missing_keys:
+                raise ValueError(f"model '{model_id}' lacks {', '.join(sorted(missing_keys))}")
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        raise DeblurStudioError(f"{path}: not a valid model manifest ({exc})") from None
+    return manifest
+
+
+def _bare_entry(path: Path) -> ModelEntry | None:
+    """An entry for a checkpoint no manifest lists; None (logged) when it is no app model."""
+    try:
+        info = read_checkpoint_info(path)
+    except CheckpointError as exc:
+        log.warning("skipping %s", exc)
+        return None
+    task = info.card.get("task") or _ARCH_TASK.get(info.arch)
+    if task not in TASKS:
+        return None  # e.g. a discriminator: a training-only network
+    return ModelEntry(
+        id=path.stem,
+        path=path,
+        arch=info.arch,
+        task=task,
+        title=info.card.get("title", path.stem),
+        description=info.card.get("description", ""),
+        card=info.card,
+    )
+
+
+def _folders() -> list[_Folder]:
+    return [_scan(folder) for folder in model_dirs()]
+
+
+def list_models() -> list[ModelEntry]:
+    """Installed models, one per id (the highest-priority folder's), in folder order."""
+    seen: dict[str, ModelEntry] = {}
+    for folder in _folders():
+        for entry in folder.entries:
+            seen.setdefault(entry.id, entry)
+    return list(seen.values())
+
+
+def find_model(model_id: str) -> ModelEntry:
+    """The installed model `model_id`.
+
+    Raises:
+        ModelNotFoundError: not installed; the message says how to train and export it.
+    """
+    folders = _folders()
+    for folder in folders:
+        for entry in folder.entries:
+            if entry.id == model_id:
+                return entry
+    raise ModelNotFoundError(_not_found_message(model_id, folders))
+
+
+def default_model_id(role: str) -> str:
+    """The model id to use for `role` ("deblur", "fast", "reference" or "motion").
+
+    The first manifest default (by folder priority) that is installed; else the shipped default
+    id; else any installed model of the role's task.
+
+    Raises:
+        ModelNotFoundError: nothing installed can fill the role.
+    """
+    if role not in ROLES:
+        raise ValueError(f"unknown model role '{role}' (known: {', '.join(ROLES)})")
+    folders = _folders()
+    installed = {}
+    for folder in folders:
+        for entry in folder.entries:
+            installed.setdefault(entry.id, entry)
+    candidates = [folder.defaults[role] for folder in folders if role in folder.defaults]
+    candidates.append(_FALLBACK_DEFAULTS[role])
+    for model_id in candidates:
+        if model_id in installed and installed[model_id].task == _ROLE_TASK[role]:
+            return model_id
+    for entry in installed.values():
+        if entry.task == _ROLE_TASK[role]:
+            return entry.id
+    raise ModelNotFoundError(_not_found_message(candidates[0], folders))
+
+
+def _not_found_message(model_id: str, folders: list[_Folder]) -> str:
+    """One line: which id is missing, where it was looked for, how to produce it."""
+    declared = next((f.missing[model_id] for f in folders if model_id in f.missing), None)
+    if declared is not None:
+        path, arch = declared
+        where = f"its checkpoint {path} does not exist"
+        target = path.parent
+    else:
+        arch = _FALLBACK_ARCHS.get(model_id, "<arch>")
+        where = "no models folder has it"
+        target = folders[-1].path if folders else resources_dir() / "models"
+    installed = ", ".join(sorted({e.id for f in folders for e in f.entries})) or "none"
+    config = _ARCH_CONFIG.get(arch, arch)
+    task = _ARCH_TASK.get(arch, "<task>")
+    return (
+        f"model '{model_id}' is not installed ({where}; installed: {installed})"
+        f"; train one with `python -m training.train --config training/configs/{config}.yaml "
+        f"--data-root DATA --run-dir runs/{model_id}`, then `python -m training.export --run-dir "
+        f"runs/{model_id} --id {model_id} --task {task} --title TITLE --models-dir {target}` "
+        f"(or point {MODELS_DIR_ENV} at a folder of checkpoints)"
+    )
+
+
+_cache: dict[tuple[str, str, torch.dtype], tuple[tuple[str, int], nn.Module]] = {}
+_cache_lock = threading.Lock()
+
+
+def load_model(
+    model_id: str, device: torch.device, dtype: torch.dtype = torch.float32
+) -> nn.Module:
+    """Load model `model_id` prepared for inference on `device` in `dtype`.
+
+    Cached: one loaded copy per (id, device, dtype); it is reloaded when the checkpoint file
+    changes (re-exported), so a running app picks up a new export.
+
+    Raises:
+        ModelNotFoundError: not installed. DeblurStudioError: the checkpoint is unusable.
+    """
+    entry = find_model(model_id)
+    key = (model_id, str(device), dtype)
+    stamp = (str(entry.path), entry.path.stat().st_mtime_ns)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is None or cached[0] != stamp:
+            try:
+                model, _info = load_checkpoint(entry.path, device="cpu")
+            except CheckpointError as exc:
+                raise DeblurStudioError(str(exc)) from None
+            _cache[key] = (stamp, prepare_for_inference(model, device, dtype))
+        return _cache[key][1]
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model (frees their memory once no job holds them)."""
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,164 @@
+"""LCNet: deblurring with Local Correlation Blocks (Su, Yuan, Wang; paper 003). The fast model.
+
+A light encoder–decoder: three EBlocks (strided conv + residual blocks) halve the resolution each,
+three DBlocks (two Local Correlation Blocks + conv + pixel shuffle) double it back. Images are
+N×3×H×W float sRGB in [0, 1]; H and W must be multiples of `LCNet.stride` (8).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from deblurstudio.models._blocks import ResBlock, check_stride
+from deblurstudio.models.outputs import DeblurOutput
+
+_SLOPE = 0.2  # LeakyReLU negative slope everywhere in LCNet (§2.1)
+
+
+def local_correlation(pattern: Tensor, content: Tensor, window: int) -> Tensor:
+    """Aggregate `content` with weights from dot products of `pattern` in a local window.
+
+    Implements eqs. (3)–(4): for every pixel i, w_j = softmax_{j∈Ω_i}(x_i·x_j) over the
+    window×window neighbourhood Ω_i of `pattern`, and y_i = Σ_j w_j c_j over `content`.
+    Neighbours outside the image are left out of the softmax (not treated as zero features),
+    so borders are not pulled towards black.
+
+    Computed as one shifted product per window offset: on a 2-core CPU this measured 4–10× faster
+    than `F.unfold` (which materialises window² copies of the features) and needs no
+    window²-sized buffers.
+
+    Args:
+        pattern: N×C×H×W blur-pattern features x.
+        content: N×D×H×W content features c.
+        window: odd window side k.
+
+    Returns:
+        N×D×H×W aggregated content features y.
+    """
+    radius = window // 2
+    height, width = pattern.shape[-2:]
+    pattern_padded = F.pad(pattern, (radius,) * 4)
+    content_padded = F.pad(content, (radius,) * 4)
+    inside = F.pad(pattern.new_ones(1, 1, height, width, dtype=torch.bool), (radius,) * 4)
+    offsets = [(dy, dx) for dy in range(window) for dx in range(window)]
+
+    logits = torch.cat(
+        [
+            (pattern * pattern_padded[:, :, dy : dy + height, dx : dx + width]).sum(1, keepdim=True)
+            for dy, dx in offsets
+        ],
+        dim=1,
+    )
+    outside = ~torch.cat([inside[:, :, dy : dy + height, dx : dx + width] for dy, dx in offsets], 1)
+    weights = logits.masked_fill(outside, float("-inf")).softmax(dim=1)
+
+    aggregated = torch.zeros_like(content)
+    for k, (dy, dx) in enumerate(offsets):
+        # addcmul: one fused pass per offset instead of a multiply and an add.
+        aggregated = torch.addcmul(
+            aggregated,
+            weights[:, k : k + 1],
+            content_padded[:, :, dy : dy + height, dx : dx + width],
+        )
+    return aggregated
+
+
+class LocalCorrelationBlock(nn.Module):
+    """LCBlock (§2.2, Fig. 2): x + Conv(local_correlation(Conv_pattern(x), Conv_content(x))).
+
+    The two squeezing convolutions are computed as one convolution with twice the outputs (the
+    same function, one pass over x).
+
+    Args:
+        channels: input and output channels.
+        window: side of the local window Ω (odd).
+        squeeze: channel reduction of the pattern and content features.
+    """
+
+    def __init__(self, channels: int, window: int, squeeze: int) -> None:
+        super().__init__()
+        if window % 2 == 0:
+            raise ValueError(f"LCBlock window must be odd, got {window}")
+        inner = max(1, channels // squeeze)
+        self.window = window
+        self.embed = nn.Conv2d(channels, 2 * inner, 3, padding=1)
+        self.expand = nn.Conv2d(inner, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pattern, content = self.embed(x).chunk(2, dim=1)
+        return x + self.expand(local_correlation(pattern, content, self.window))
+
+
+class LCNet(nn.Module):
+    """The fast deblurring network of paper 003.
+
+    Layout (§2.1): EBlock = Conv(stride 2)–LeakyReLU–3 res-blocks; DBlock = 2 LCBlocks–Conv–
+    PixelShuffle(2). The paper's figure with channel counts was lost in extraction; we read "three
+    EBlocks ... three DBlocks, downsampling rate 0.5 and upsampling rate 2" literally, so every
+    EBlock downsamples (stride 8) and the last DBlock shuffles straight to the 3-channel residual
+    at full resolution. Encoder widths are width, 2·width, 4·width; skips are added. The paper
+    says "only residuals need to learn", so restored = image + residual. The paper's model size,
+    2.7 (MB, ≈0.7 M fp32 parameters), corresponds to width≈18 here (width=16: 0.58 M,
+    width=20: 0.91 M). Convolutions are Xavier-initialised as in §3.1.
+
+    Args:
+        width: channels of the first EBlock (doubled by each further EBlock).
+        res_blocks: residual blocks per EBlock (paper: 3).
+        lc_blocks: LCBlocks per DBlock (paper: 2).
+        window: LCBlock window side (the paper does not say; 3).
+        squeeze: LCBlock channel reduction (the paper does not say; 2).
+    """
+
+    stride = 8
+    accepts_blur_probability = False
+    needs_reference = False
+
+    def __init__(
+        self,
+        width: int = 16,
+        res_blocks: int = 3,
+        lc_blocks: int = 2,
+        window: int = 3,
+        squeeze: int = 2,
+    ) -> None:
+        super().__init__()
+        widths = [width, 2 * width, 4 * width]
+        self.encoders = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1),
+                nn.LeakyReLU(_SLOPE, inplace=True),
+                *[ResBlock(c_out, _SLOPE) for _ in range(res_blocks)],
+            )
+            for c_in, c_out in zip([3, *widths[:-1]], widths, strict=True)
+        )
+        # Decoders from deepest to shallowest; each ends at the next-shallower width (3 = image).
+        # The last one outputs the residual image: no activation after it.
+        decoder_io = list(zip(widths[::-1], [*widths[-2::-1], 3], strict=True))
+        self.decoders = nn.ModuleList(
+            nn.Sequential(
+                *[LocalCorrelationBlock(c_in, window, squeeze) for _ in range(lc_blocks)],
+                nn.Conv2d(c_in, 4 * c_out, 3, padding=1),
+                nn.PixelShuffle(2),
+                *([nn.LeakyReLU(_SLOPE, inplace=True)] if i < len(decoder_io) - 1 else []),
+            )
+            for i, (c_in, c_out) in enumerate(decoder_io)
+        )
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, image: Tensor) -> DeblurOutput:
+        """Deblur `image` (N×3×H×W sRGB in [0, 1]); returns DeblurOutput(restored)."""
+        check_stride(image, self.stride, "LCNet")
+        skips = []
+        features = image
+        for encoder in self.encoders:
+            features = encoder(features)
+            skips.append(features)
+        skips = skips[-2::-1] + [image]
+        for decoder, skip in zip(self.decoders, skips, strict=True):
+            features = decoder(features) + skip
+        return DeblurOutput(restored=features)

@@ -1,0 +1,163 @@
+"""NeurMAP (Zhang et al., "Neural Maximum A Posteriori Estimation on Unpaired Data for Motion
+Deblurring"): the motion-estimation network, the differentiable reblur module and the natural-image
+discriminator. The deblurring network of the framework is any of our deblurring networks.
+
+Motion convention (all of this module): a motion map is N×2×H×W, channels (dx, dy) in pixels of
+the image it belongs to, x to the right and y down. The blur through pixel p is the straight
+segment from p − m/2 to p + m/2 (linear-trajectory kernels, after Gong et al.); m and −m describe
+the same blur, so the sign is ambiguous and losses must not depend on it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from deblurstudio.models._blocks import ResBlock, check_stride
+
+DEFAULT_MAX_LENGTH = 40.0
+"""Upper bound of the motion length in pixels. The paper's value is lost in the text ("the biggest
+blur kernel size in most previous methods is around 30 to 40, we set ..."); the authors' code
+scales unit-bounded offsets to ±20 px at each end of the segment, i.e. 40 px overall."""
+
+
+def bound_motion(raw: Tensor, max_length: float) -> Tensor:
+    """Map unbounded N×2×H×W vectors to motions of length < `max_length` pixels.
+
+    m = L · r / sqrt(1 + |r|²): smooth everywhere (also at r = 0), keeps the direction, ≈ L·r for
+    small r and tends to length L as |r| grows, so gradients never vanish abruptly as with a clamp.
+    """
+    return max_length * raw * torch.rsqrt(1 + raw.pow(2).sum(dim=1, keepdim=True))
+
+
+class MotionNet(nn.Module):
+    """Motion-estimation network: image (N×3×H×W sRGB [0, 1]) → motion map (N×2×H×W pixels).
+
+    The paper does not describe this network. Like the authors' released code, it is a 3-level
+    encoder–decoder that starts from a 2× space-to-depth rearrangement, with residual blocks at
+    1/2, 1/4 and 1/8 resolution, transposed-convolution upsampling with skip connections, and ends
+    with the inverse depth-to-space. Their code uses 16 channels and three 5×5 residual blocks per
+    level (`width=16, blocks=3`, with 3×3 kernels here); the shipped default is lighter because
+    the app runs it for overlays.
+
+    Args:
+        width: channels at 1/2 resolution (×2, ×4 at 1/4, 1/8).
+        blocks: residual blocks per encoder level.
+        max_length: motion lengths are bounded by this many pixels (see `bound_motion`).
+    """
+
+    stride = 8
+
+    def __init__(
+        self, width: int = 16, blocks: int = 1, max_length: float = DEFAULT_MAX_LENGTH
+    ) -> None:
+        super().__init__()
+        self.max_length = float(max_length)
+        w1, w2, w4 = width, 2 * width, 4 * width
+
+        def level(in_channels: int, channels: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1),
+                nn.ReLU(inplace=True),
+                *(ResBlock(channels, negative_slope=0.0) for _ in range(blocks)),
+            )
+
+        self.encoder1 = level(3 * 4, w1, 1)
+        self.encoder2 = level(w1, w2, 2)
+        self.encoder4 = level(w2, w4, 2)
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(w4, w2, 4, stride=2, padding=1), nn.ReLU())
+        self.merge2 = nn.Sequential(nn.Conv2d(2 * w2, w2, 3, padding=1), nn.ReLU(inplace=True))
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(w2, w1, 4, stride=2, padding=1), nn.ReLU())
+        self.merge1 = nn.Sequential(nn.Conv2d(2 * w1, w1, 3, padding=1), nn.ReLU(inplace=True))
+        self.head = nn.Conv2d(w1, 2 * 4, 3, padding=1)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Returns N×2×H×W motion (dx, dy) in pixels of `image`, length < max_length."""
+        check_stride(image, self.stride, "MotionNet")
+        encoded1 = self.encoder1(F.pixel_unshuffle(image, 2))
+        encoded2 = self.encoder2(encoded1)
+        encoded4 = self.encoder4(encoded2)
+        decoded = self.merge2(torch.cat([self.up2(encoded4), encoded2], dim=1))
+        decoded = self.merge1(torch.cat([self.up1(decoded), encoded1], dim=1))
+        raw = F.pixel_shuffle(self.head(decoded), 2)
+        return bound_motion(raw, self.max_length)
+
+
+def reblur(sharp: Tensor, motion: Tensor, steps: int) -> Tensor:
+    """Blur `sharp` along per-pixel motion: the paper's non-trainable reblurring module (Eq. 3).
+
+    Output pixel p is the mean of `sharp` sampled (bilinearly, image borders repeated) at `steps`
+    points evenly spaced on the segment p − m(p)/2 … p + m(p)/2, ends included. Differentiable
+    w.r.t. both `sharp` and `motion`. With steps = L + 1 and a horizontal motion of even L px,
+    every sample falls on a pixel: a uniform horizontal blur over L + 1 pixels.
+
+    Args:
+        sharp: N×C×H×W image.
+        motion: N×2×H×W (dx, dy) in pixels.
+        steps: samples along the segment (≥ 1; 1 samples only p itself).
+
+    Returns:
+        N×C×H×W reblurred image.
+    """
+    if steps < 1:
+        raise ValueError(f"reblur: steps must be ≥ 1, not {steps}")
+    height, width = sharp.shape[-2:]
+    ys = torch.arange(height, dtype=sharp.dtype, device=sharp.device)
+    xs = torch.arange(width, dtype=sharp.dtype, device=sharp.device)
+    # grid_sample with align_corners=True maps −1 and +1 to the centres of the first and last
+    # pixels, so pixel coordinate u becomes 2u/(size − 1) − 1.
+    x_scale = 2 / max(width - 1, 1)
+    y_scale = 2 / max(height - 1, 1)
+    base_x = (xs * x_scale - 1)[None, None, :]
+    base_y = (ys * y_scale - 1)[None, :, None]
+    motion_x = motion[:, 0] * x_scale
+    motion_y = motion[:, 1] * y_scale
+    positions = torch.linspace(-0.5, 0.5, steps) if steps > 1 else torch.zeros(1)
+    total = torch.zeros_like(sharp)
+    for t in positions.tolist():
+        grid = torch.stack([base_x + t * motion_x, base_y + t * motion_y], dim=-1)
+        total = total + F.grid_sample(
+            sharp, grid, mode="bilinear", padding_mode="border", align_corners=True
+        )
+    return total / steps
+
+
+class PatchDiscriminator(nn.Module):
+    """NeurMAP's natural-image discriminator: a PatchGAN (pix2pix) for LSGAN losses.
+
+    Scores overlapping patches of an N×3×H×W sRGB [0, 1] image as natural (label 1: sharp and
+    blurry photos alike) or generated (label 0: deblurred results). No sigmoid: LSGAN regresses the
+    raw score to the label. Weights are Xavier-initialised with zero biases, as the paper says.
+    Paper (pix2pix 70×70 PatchGAN, instance norm as in the authors' code): width=64, layers=3.
+
+    Args:
+        width: channels of the first layer (doubling per layer, at most 8×).
+        layers: stride-2 layers; output is N×1×(H/2^layers − 2)×(W/2^layers − 2).
+    """
+
+    def __init__(self, width: int = 64, layers: int = 3) -> None:
+        super().__init__()
+        self.stride = 2**layers
+        modules: list[nn.Module] = [nn.Conv2d(3, width, 4, stride=2, padding=1)]
+        modules.append(nn.LeakyReLU(0.2, inplace=True))
+        channels = width
+        for layer in range(1, layers + 1):
+            out_channels = width * min(2**layer, 8)
+            stride = 2 if layer < layers else 1
+            modules += [
+                nn.Conv2d(channels, out_channels, 4, stride=stride, padding=1),
+                nn.InstanceNorm2d(out_channels),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+            channels = out_channels
+        modules.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
+        self.body = nn.Sequential(*modules)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.xavier_normal_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Returns N×1×h×w patch scores (higher = more natural)."""
+        return self.body(image)

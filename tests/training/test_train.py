@@ -1,0 +1,272 @@
+"""Trainers learn on a fixed batch; runs write their folder, resume exactly, and rescale stages."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from skimage.data import astronaut, chelsea
+
+from deblurstudio.models.neurmap import reblur
+from tests.training._data_root import make_data_root
+from training.train import (
+    BEST,
+    CONFIG_NAME,
+    LAST,
+    METRICS,
+    _rng_state,
+    _set_rng_state,
+    build_stages,
+    config_digest,
+    load_config,
+    lr_factor,
+    main,
+    make_trainer,
+    train,
+)
+
+CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Tiny tensors: one thread is fastest, and spares a CPU shared with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _crop(image, size: int) -> torch.Tensor:
+    tensor = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+    side = min(tensor.shape[-2:])
+    return F.interpolate(tensor[..., :side, :side], size=(size, size), mode="area")[0]
+
+
+def fixed_batch(size: int = 32) -> dict:
+    """Two photos with a known local horizontal blur of 6 px on a square object.
+
+    The blur is made by NeurMAP's own reblur module, so motion, mask and blurred all agree.
+    """
+    sharp = torch.stack([_crop(astronaut(), size), _crop(chelsea(), size)])
+    motion = torch.zeros(2, 2, size, size)
+    motion[:, 0, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 6.0
+    blurred = reblur(sharp, motion, 8)
+    return {
+        "blurred": blurred,
+        "sharp": sharp,
+        "blur_mask": (motion.norm(dim=1, keepdim=True) > 0).float(),
+        "motion": motion,
+        "motion_valid": torch.ones(2, 1, size, size),
+        "reference": torch.roll(sharp, shifts=2, dims=-1),  # another view: shifted 2 px
+        "kind": ["local", "local"],
+        "unpaired_blurred": torch.flip(blurred, dims=[-1]),
+        "unpaired_sharp": torch.flip(sharp, dims=[-2]),
+    }
+
+
+def run(trainer, batch, steps, start=0) -> list[dict]:
+    """Train `steps` steps on `batch`; the logged losses of each step."""
+    logged = []
+    for step in range(start, start + steps):
+        logged.append(trainer.train_step(batch, step))
+        trainer.end_step()
+    return logged
+
+
+def tiny(name: str, **sections) -> dict:
+    config = load_config(CONFIGS / f"tiny_{name}.yaml")
+    for section, values in sections.items():
+        config[section] = {**(config.get(section) or {}), **values}
+    return config
+
+
+def test_lcnet_trainer_loss_goes_down():
+    torch.manual_seed(0)
+    trainer = make_trainer(tiny("lcnet"), CPU, total_steps=12)
+    losses = [r["loss"] for r in run(trainer, fixed_batch(), 12)]
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_refdeblur_trainer_with_gan_lowers_its_content_loss():
+    torch.manual_seed(0)
+    config = tiny("refdeblur", train={"reference_dropout": 0.0, "lr": 1e-3})
+    trainer = make_trainer(config, CPU, total_steps=12)
+    assert "discriminator" in trainer.nets
+    losses = [r["l1"] for r in run(trainer, fixed_batch(), 12)]
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_bladenet_stages_each_lower_their_own_loss():
+    torch.manual_seed(0)
+    trainer = make_trainer(tiny("bladenet", train={"lr": 3e-3}), CPU, total_steps=30)
+    assert [(s.name, s.start, s.steps) for s in trainer.stages] == [
+        ("lbp", 0, 10),
+        ("main", 10, 10),
+        ("joint", 20, 10),
+    ]
+    batch = fixed_batch()
+    perception = [p.clone() for p in trainer.nets["model"].perception.parameters()]
+    bce = [r["bce"] for r in run(trainer, batch, 10)]
+    assert bce[-1] < 0.8 * bce[0]
+    after_lbp = [p.clone() for p in trainer.nets["model"].perception.parameters()]
+    assert any(not torch.equal(a, b) for a, b in zip(perception, after_lbp, strict=True))
+    mse = [r["mse"] for r in run(trainer, batch, 10, start=10)]
+    assert mse[-1] < 0.8 * mse[0]
+    # "main" keeps the LBP net fixed (weights; BatchNorm statistics may move).
+    weights = [p for p in trainer.nets["model"].perception.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(after_lbp, weights, strict=True))
+    joint = [trainer.train_step(batch, step) for step in range(20, 22)]
+    assert {"mse", "bce"} <= set(joint[0]) and "dice" in joint[1]  # odd steps: local stream
+
+
+def test_motion_trainer_supervised_lowers_end_point_error():
+    torch.manual_seed(0)
+    config = tiny("motion", neurmap={"deblur": None}, train={"lr": 3e-3})
+    trainer = make_trainer(config, CPU, total_steps=15)
+    assert set(trainer.nets) == {"model"}
+    epe = [r["epe"] for r in run(trainer, fixed_batch(), 15)]
+    assert epe[-1] < 0.8 * epe[0]
+
+
+def test_motion_trainer_map_part_trains_all_three_networks():
+    torch.manual_seed(0)
+    trainer = make_trainer(tiny("motion", train={"lr": 3e-3}), CPU, total_steps=10)
+    assert set(trainer.nets) == {"model", "deblur", "discriminator"}
+    before = {name: [p.clone() for p in net.parameters()] for name, net in trainer.nets.items()}
+    batch = fixed_batch()
+    logged = run(trainer, batch, 10)
+    for name, net in trainer.nets.items():
+        assert any(
+            not torch.equal(a, b) for a, b in zip(before[name], net.parameters(), strict=True)
+        ), name
+    assert logged[-1]["loss"] < logged[0]["loss"]
+    assert logged[-1]["content"] < logged[0]["content"]
+
+
+def test_resumed_trainer_continues_exactly_like_an_uninterrupted_one(tmp_path):
+    # GAN and reference dropout: optimizer, scheduler, discriminator and RNG state all matter.
+    config = tiny("refdeblur", train={"reference_dropout": 0.5})
+    batch = fixed_batch()
+
+    torch.manual_seed(1)
+    random.seed(1)  # reference dropout draws from Python's RNG
+    straight = make_trainer(config, CPU, total_steps=4)
+    run(straight, batch, 4)
+
+    torch.manual_seed(1)
+    random.seed(1)
+    first = make_trainer(config, CPU, total_steps=4)
+    run(first, batch, 2)
+    torch.save({**first.state_dict(), "rng": _rng_state()}, tmp_path / "state.pt")
+
+    torch.manual_seed(99)  # different initial weights and RNG: all must come from the file
+    random.seed(99)
+    resumed = make_trainer(config, CPU, total_steps=4)
+    state = torch.load(tmp_path / "state.pt", weights_only=True)
+    resumed.load_state_dict(state)
+    _set_rng_state(state["rng"])
+    assert resumed.schedulers["model"].last_epoch == 2
+    run(resumed, batch, 2, start=2)
+    for name in ("model", "discriminator"):
+        for a, b in zip(
+            straight.nets[name].parameters(), resumed.nets[name].parameters(), strict=True
+        ):
+            assert torch.equal(a, b), name
+
+
+def test_stages_rescale_in_proportion_and_lr_restarts_per_stage():
+    train_config = {
+        "stages": [
+            {"name": "lbp", "steps": 100},
+            {"name": "main", "steps": 300},
+            {"name": "joint", "steps": 100, "lr_scale": 0.5},
+        ]
+    }
+    stages = build_stages(train_config, total_steps=20)
+    assert [(s.name, s.start, s.steps) for s in stages] == [
+        ("lbp", 0, 4),
+        ("main", 4, 12),
+        ("joint", 16, 4),
+    ]
+    stages = build_stages(train_config)
+    factors = [lr_factor(stages, 10, step) for step in range(500)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)  # warm-up
+    assert factors[99] < 0.01 and factors[100] == pytest.approx(0.1)  # decayed, restarted
+    assert max(factors[400:]) == pytest.approx(0.5)  # the joint stage's lr_scale
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return make_data_root(tmp_path_factory.mktemp("data"))
+
+
+def read_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / METRICS).read_text().splitlines()]
+
+
+def test_run_writes_its_folder_and_resumes_from_the_saved_step(tmp_path, data_root):
+    config = CONFIGS / "tiny_lcnet.yaml"
+    straight = train(config, data_root, tmp_path / "straight", steps=4, device="cpu")
+    interrupted = tmp_path / "interrupted"
+    main(
+        [
+            "--config",
+            str(config),
+            "--data-root",
+            str(data_root),
+            "--run-dir",
+            str(interrupted),
+            "--steps",
+            "4",
+            "--device",
+            "cpu",
+            "--stop-at",
+            "2",
+        ]
+    )
+    saved = torch.load(interrupted / LAST, weights_only=True)
+    assert saved["step"] == 2 and saved["drawn"] == {"train": 2}
+    main(
+        [
+            "--config",
+            str(config),
+            "--data-root",
+            str(data_root),
+            "--run-dir",
+            str(interrupted),
+            "--steps",
+            "4",
+            "--device",
+            "cpu",
+            "--resume",
+        ]
+    )
+
+    log = read_log(interrupted)
+    train_steps = [r["step"] for r in log if r["split"] == "train"]
+    assert train_steps == [1, 2, 3, 4]  # the resumed run went on at 3, not at 1
+    straight_log = read_log(straight)
+    lrs = [r["lr"] for r in log if r["split"] == "train"]
+    assert lrs == [r["lr"] for r in straight_log if r["split"] == "train"]
+    final = torch.load(interrupted / LAST, weights_only=True)
+    assert final["step"] == 4 and final["schedulers"]["model"]["last_epoch"] == 4
+    assert final["optimizers"]["model"]["state"][0]["step"] == 4  # Adam moments carried on
+    assert final["train_seconds"] > saved["train_seconds"]
+    val = [r for r in log if r["split"] == "val"]
+    assert [r["step"] for r in val] == [2, 4] and "output_psnr" in val[0]
+    assert (interrupted / BEST).is_file()
+    copied = load_config(interrupted / CONFIG_NAME)
+    assert copied["model"] == load_config(config)["model"] and copied["train"]["steps"] == 4
+    assert final["config_digest"] == config_digest(copied)
+
+
+@pytest.mark.parametrize("name", ["bladenet", "refdeblur", "motion"])
+def test_every_tiny_config_trains_end_to_end(tmp_path, data_root, name):
+    run_dir = train(CONFIGS / f"tiny_{name}.yaml", data_root, tmp_path, steps=3, device="cpu")
+    log = read_log(run_dir)
+    assert [r["step"] for r in log if r["split"] == "train"] == [1, 2, 3]
+    assert torch.load(run_dir / LAST, weights_only=True)["step"] == 3

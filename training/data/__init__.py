@@ -1,0 +1,8 @@
+"""Training data: blur synthesis (``synthesis``), PyTorch datasets (``datasets``), the folder
+layouts of public deblurring sets (``layouts``) and the fixed validation split of the shared data
+(``splits``)."""
+
+from training.data.datasets import PairedDataset, SyntheticBlurDataset, UnpairedDataset
+from training.data.splits import VALIDATION_SPLIT
+
+__all__ = ["PairedDataset", "SyntheticBlurDataset", "UnpairedDataset", "VALIDATION_SPLIT"]

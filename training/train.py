@@ -1,0 +1,938 @@
+"""Train one of DeblurStudio's networks from a YAML config.
+
+    python -m training.train --config training/configs/bladenet.yaml --data-root ../shared/data \\
+        --run-dir ~/runs/bladenet [--resume] [--steps N] [--device cpu|cuda]
+    torchrun --nproc-per-node 4 -m training.train ...      # DistributedDataParallel
+
+Config (keys are constructor arguments, BasicSR style):
+    base: other.yaml            optional: deep-merged underneath this file (tiny CI configs)
+    model: {arch, kwargs}       -> deblurstudio.models.build(arch, **kwargs)
+    data: {...}                 -> SyntheticBlurDataset(data_root, split, **data)
+    streams: {name: {...}}      optional named training streams, each `data` updated by its dict
+    train: {steps | stages, batch_size, lr, warmup, grad_clip, workers, val_every, val_samples,
+            log_every, save_every, seed, amp, ...}
+    loss: {term: weight}
+
+The run folder gets config.yaml (the effective config), metrics.jsonl (one JSON object per log or
+validation event), last.pt (everything needed to resume) and best.pt (the best validation score's
+weights). Each architecture has a trainer class implementing its paper's schedule (TRAINERS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from deblurstudio.models import build
+from training.data import SyntheticBlurDataset, UnpairedDataset
+from training.evaluate import evaluate, to_device
+from training.losses import (
+    bce_loss,
+    dice_loss,
+    fft_loss,
+    kernel_prior_loss,
+    lsgan_loss,
+    motion_epe_loss,
+    reblur_loss,
+    relativistic_average_loss,
+    structure_loss,
+    tv_loss,
+)
+
+CONFIG_NAME = "config.yaml"
+LAST = "last.pt"
+BEST = "best.pt"
+METRICS = "metrics.jsonl"
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML config, resolving `base:` (a path relative to this file) by deep merge."""
+    path = Path(path)
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    base = config.pop("base", None)
+    if base is not None:
+        config = _deep_merge(load_config(path.parent / base), config)
+    for section in ("model", "data", "train"):
+        if section not in config:
+            raise ValueError(f"{path}: config lacks the '{section}' section")
+    return config
+
+
+def config_digest(config: dict[str, Any]) -> str:
+    """sha256 of the config as written to the run folder (stable key order)."""
+    return hashlib.sha256(dump_config(config).encode("utf-8")).hexdigest()
+
+
+def dump_config(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A phase of a schedule: global steps [start, start + steps), LR multiplied by lr_scale."""
+
+    name: str
+    start: int
+    steps: int
+    lr_scale: float = 1.0
+
+
+def build_stages(train: dict[str, Any], total_steps: int | None = None) -> list[Stage]:
+    """The schedule's stages (one stage "main" without `train.stages`).
+
+    `total_steps` (the --steps override) rescales every stage in proportion, each keeping at
+    least one step.
+    """
+    specs = train.get("stages") or [{"name": "main", "steps": train["steps"]}]
+    lengths = [int(spec["steps"]) for spec in specs]
+    if total_steps is not None:
+        scale = total_steps / sum(lengths)
+        lengths = [max(1, round(length * scale)) for length in lengths]
+    stages, start = [], 0
+    for spec, length in zip(specs, lengths, strict=True):
+        stages.append(Stage(spec["name"], start, length, float(spec.get("lr_scale", 1.0))))
+        start += length
+    return stages
+
+
+def stage_at(stages: list[Stage], step: int) -> Stage:
+    for stage in stages:
+        if step < stage.start + stage.steps:
+            return stage
+    return stages[-1]
+
+
+def lr_factor(stages: list[Stage], warmup: int, step: int) -> float:
+    """Linear warm-up then cosine decay to 0, restarted at each stage, times its lr_scale."""
+    stage = stage_at(stages, step)
+    local = step - stage.start
+    warmup = min(warmup, max(1, stage.steps // 5))
+    if local < warmup:
+        return stage.lr_scale * (local + 1) / warmup
+    progress = (local - warmup) / max(1, stage.steps - warmup)
+    return stage.lr_scale * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --- distributed helpers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def _init_distributed(device: torch.device) -> DistInfo:
+    """Join the torchrun process group when WORLD_SIZE > 1 (NCCL on CUDA, Gloo on CPU)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), world_size)
+
+
+def _resolve_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def describe_hardware(device: torch.device, world_size: int) -> str:
+    """E.g. '4 × NVIDIA A100' or 'CPU (x86_64, 2 threads)'."""
+    if device.type == "cuda":
+        return f"{world_size} × {torch.cuda.get_device_name(device)}"
+    processor = platform.processor() or platform.machine()
+    return f"{world_size} × CPU ({processor}, {torch.get_num_threads()} threads)"
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+class InfiniteSampler(Sampler[int]):
+    """Endless reshuffled passes over a dataset, a deterministic function of the position.
+
+    Pass e is a permutation seeded by `seed + e`; rank r of `world_size` takes every
+    world_size-th element. Starting at `start` (samples this rank already consumed) resumes the
+    exact order a run would have seen, without loading the skipped samples.
+    """
+
+    def __init__(self, size: int, seed: int, start: int = 0, rank: int = 0, world_size: int = 1):
+        if size <= 0:
+            raise ValueError("cannot sample from an empty dataset")
+        self.size, self.seed, self.start = size, seed, start
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        position = self.start * self.world_size + self.rank
+        epoch, order = -1, None
+        while True:
+            pass_index, offset = divmod(position, self.size)
+            if pass_index != epoch:
+                epoch = pass_index
+                generator = torch.Generator().manual_seed(self.seed + epoch)
+                order = torch.randperm(self.size, generator=generator).tolist()
+            yield order[offset]
+            position += self.world_size
+
+
+def build_stream_datasets(
+    config: dict[str, Any], data_root: str | os.PathLike
+) -> dict[str, Dataset]:
+    """Training datasets by stream name: `data` updated by each `streams` entry.
+
+    NeurMAP's optional unpaired streams ("unpaired_blurred", "unpaired_sharp") are
+    UnpairedDataset(data_root, which=..., crop=data.crop) when `neurmap.deblur` is configured.
+    """
+    data = config["data"]
+    streams = config.get("streams") or {"train": {}}
+    datasets: dict[str, Dataset] = {
+        name: SyntheticBlurDataset(data_root, split="train", **_deep_merge(data, override or {}))
+        for name, override in streams.items()
+    }
+    if (config.get("neurmap") or {}).get("deblur"):
+        for which in ("blurred", "sharp"):
+            datasets[f"unpaired_{which}"] = UnpairedDataset(
+                data_root, which=which, crop=data.get("crop", 128)
+            )
+    return datasets
+
+
+def build_val_samples(config: dict[str, Any], data_root: str | os.PathLike) -> list[dict]:
+    """The fixed validation samples: the first `train.val_samples` of the "val" split.
+
+    The val split is deterministic per index, so every validation scores the same images.
+    """
+    count = int(config["train"].get("val_samples", 16))
+    if count <= 0:
+        return []
+    dataset = SyntheticBlurDataset(data_root, split="val", **{**config["data"], "length": count})
+    return [dataset[index] for index in range(count)]
+
+
+class _Streams:
+    """Lazily started DataLoader iterators per stream, counting batches drawn (for resume)."""
+
+    def __init__(
+        self,
+        datasets: dict[str, Dataset],
+        train: dict[str, Any],
+        device: torch.device,
+        dist_info: DistInfo,
+        drawn: dict[str, int],
+    ):
+        self.datasets, self.train, self.device, self.dist_info = datasets, train, device, dist_info
+        self.drawn = dict(drawn)
+        self.iterators: dict[str, Iterator] = {}
+
+    def next(self, name: str) -> dict[str, Any]:
+        if name not in self.iterators:
+            batch_size = int(self.train["batch_size"])
+            workers = int(self.train.get("workers", 2))
+            seed = int(self.train.get("seed", 0)) + sum(map(ord, name))
+            drawn = self.drawn.get(name, 0)
+            sampler = InfiniteSampler(
+                len(self.datasets[name]),
+                seed=seed,
+                start=drawn * batch_size,
+                rank=self.dist_info.rank,
+                world_size=self.dist_info.world_size,
+            )
+            loader = DataLoader(
+                self.datasets[name],
+                batch_size=batch_size,
+                sampler=sampler,
+                num_workers=workers,
+                pin_memory=self.device.type == "cuda",
+                drop_last=True,
+                persistent_workers=workers > 0,
+                # Its own generator: worker seeds then depend on the position, not on how much
+                # of the global RNG the run consumed, so a resumed run sees the same data.
+                generator=torch.Generator().manual_seed(seed * 1_000_003 + drawn),
+            )
+            self.iterators[name] = iter(loader)
+        self.drawn[name] = self.drawn.get(name, 0) + 1
+        return to_device(next(self.iterators[name]), self.device)
+
+
+# --- trainers --------------------------------------------------------------------------------
+
+
+def _rng_state() -> dict[str, Any]:
+    numpy_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": [
+            numpy_state[0],
+            torch.from_numpy(numpy_state[1].astype(np.int64)),
+            *numpy_state[2:],
+        ],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Trainer:
+    """Networks, optimizers (Adam), LR schedules and loss scalers of one paper's schedule.
+
+    `nets["model"]` is the network that is validated and exported; subclasses may add others
+    (discriminators, a deblurring backbone). `train_step(batch, step)` runs one iteration on the
+    batch of stream `stream(step)` and returns the scalar losses for logging.
+
+    Under DDP each network is wrapped for the call whose backward updates it (`self.wrapped`);
+    calls whose gradients only flow *through* a network use the bare module, so no reducer waits
+    for gradients that never come.
+    """
+
+    find_unused_parameters = False
+    best_metric = ("output_psnr", "max")  # validation key to select best.pt, and its direction
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        device: torch.device,
+        dist_info: DistInfo = DistInfo(),
+        total_steps: int | None = None,
+    ):
+        self.config, self.device, self.dist_info = config, device, dist_info
+        self.train_config = config["train"]
+        self.weights: dict[str, float] = {
+            k: float(v) for k, v in (config.get("loss") or {}).items()
+        }
+        self.stages = build_stages(self.train_config, total_steps)
+        self.total_steps = self.stages[-1].start + self.stages[-1].steps
+        self.amp = bool(self.train_config.get("amp", True)) and device.type == "cuda"
+        self.nets: dict[str, nn.Module] = {}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        self._wrapped: dict[str, DistributedDataParallel] = {}
+        self.add_net("model", config["model"])
+
+    # construction
+
+    def add_net(self, name: str, spec: dict[str, Any]) -> nn.Module:
+        """Build `spec` ({arch, kwargs}) from the registry with its own optimizer and schedule."""
+        net = build(spec["arch"], **(spec.get("kwargs") or {})).to(self.device)
+        if self.dist_info.enabled and self.device.type == "cuda":
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        self.nets[name] = net
+        lr = self.train_config.get("lr", 1e-4)
+        lr = float(lr[name] if isinstance(lr, dict) else lr)
+        betas = tuple(self.train_config.get("betas", (0.9, 0.999)))
+        optimizer = torch.optim.Adam(net.parameters(), lr=lr, betas=betas)
+        warmup = int(self.train_config.get("warmup", 0))
+        self.optimizers[name] = optimizer
+        self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(self.stages, warmup, step)
+        )
+        self.scalers[name] = torch.amp.GradScaler("cuda", enabled=self.amp)
+        if self.dist_info.enabled:
+            self._wrapped[name] = DistributedDataParallel(
+                net,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters,
+            )
+        return net
+
+    def wrapped(self, name: str) -> nn.Module:
+        return self._wrapped.get(name, self.nets[name])
+
+    def autocast(self):
+        return torch.autocast(device_type=self.device.type, enabled=self.amp)
+
+    def update(self, name: str, loss: Tensor) -> None:
+        """Backpropagate `loss` into net `name` only, clip, and take one optimizer step."""
+        net, optimizer, scaler = self.nets[name], self.optimizers[name], self.scalers[name]
+        params = [p for p in net.parameters() if p.requires_grad]
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward(inputs=params)
+        scaler.unscale_(optimizer)
+        clip = self.train_config.get("grad_clip")
+        if clip:
+            torch.nn.utils.clip_grad_norm_(params, float(clip))
+        scaler.step(optimizer)
+        scaler.update()
+
+    def end_step(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+
+    def stage(self, step: int) -> Stage:
+        return stage_at(self.stages, step)
+
+    def stream(self, step: int) -> str:
+        """The training stream that feeds `step`."""
+        return "train"
+
+    def next_batch(self, streams: _Streams, step: int) -> dict[str, Any]:
+        return streams.next(self.stream(step))
+
+    def train_step(self, batch: dict[str, Any], step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+    def content_loss(self, restored: Tensor, sharp: Tensor) -> tuple[Tensor, dict[str, float]]:
+        """Weighted sum of the configured reconstruction terms (l1, mse, fft, structure)."""
+        terms = {
+            "l1": F.l1_loss,
+            "mse": F.mse_loss,
+            "fft": fft_loss,
+            "structure": structure_loss,
+        }
+        total, parts = restored.new_zeros((), dtype=torch.float32), {}
+        for key, fn in terms.items():
+            weight = self.weights.get(key, 0.0)
+            if weight:
+                value = fn(restored.float(), sharp.float())
+                total = total + weight * value
+                parts[key] = value.item()
+        return total, parts
+
+    # state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nets": {k: v.state_dict() for k, v in self.nets.items()},
+            "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
+            "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
+            "scalers": {k: v.state_dict() for k, v in self.scalers.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for group in ("nets", "optimizers", "schedulers", "scalers"):
+            for name, target in getattr(self, group).items():
+                if state[group].get(name):
+                    target.load_state_dict(state[group][name])
+
+    def validate(self, samples: list[dict]) -> dict[str, float]:
+        model = self.nets["model"]
+        try:
+            return evaluate(model, samples, self.device)
+        finally:
+            model.train()
+
+
+class DeblurTrainer(Trainer):
+    """LCNet (paper 003) and the reference network (paper 001).
+
+    Loss = l1·L1 + fft·FFT + structure·S (+ mse·MSE), all against the sharp frame; with
+    `loss.gan` > 0 a PatchDiscriminator (`discriminator: {arch, kwargs}`) adds the relativistic
+    average GAN loss of paper 001 (eqs. 10–11). For LCNet, `structure` replaces the paper's VGG
+    perceptual loss (see losses.structure_loss). A network that needs a reference gets the
+    sample's other view; with probability `train.reference_dropout` a step runs the
+    no-reference twin instead (reference=None), so the same weights also work without one.
+    """
+
+    def __init__(self, config, device, dist_info=DistInfo(), total_steps=None):
+        # Steps without the reference leave the reference modules without gradients.
+        self.find_unused_parameters = float(config["train"].get("reference_dropout", 0.0)) > 0
+        super().__init__(config, device, dist_info, total_steps)
+        self.uses_reference = bool(getattr(self.nets["model"], "needs_reference", False))
+        if self.weights.get("gan", 0.0) > 0:
+            spec = config.get("discriminator") or {"arch": "patchgan", "kwargs": {}}
+            self.add_net("discriminator", spec)
+
+    def restore(self, net: nn.Module, batch: dict[str, Any]):
+        if not self.uses_reference:
+            return net(batch["blurred"])
+        dropout = float(self.train_config.get("reference_dropout", 0.0))
+        reference = None if random.random() < dropout else batch["reference"]
+        return net(batch["blurred"], reference)
+
+    def train_step(self, batch, step):
+        sharp = batch["sharp"]
+        with self.autocast():
+            restored = self.restore(self.wrapped("model"), batch).restored
+            loss, parts = self.content_loss(restored, sharp)
+            if "discriminator" in self.nets:
+                discriminator = self.nets["discriminator"]
+                with torch.no_grad():
+                    real_logits = discriminator(sharp)
+                adversarial = relativistic_average_loss(discriminator(restored), real_logits)
+                loss = loss + self.weights["gan"] * adversarial
+                parts["gan_g"] = adversarial.item()
+        self.update("model", loss)
+        if "discriminator" in self.nets:
+            with self.autocast():
+                logits = self.wrapped("discriminator")(torch.cat([sharp, restored.detach()]))
+                real_logits, fake_logits = logits.chunk(2)
+                d_loss = relativistic_average_loss(real_logits, fake_logits)
+            self.update("discriminator", d_loss)
+            parts["gan_d"] = d_loss.item()
+        parts["loss"] = loss.item()
+        return parts
+
+
+class BladeNetTrainer(Trainer):
+    """BladeNet's schedule (paper 000, §4.4 and appendix), stages named in `train.stages`:
+
+    - "lbp": the Local Blur Perception net alone, BCE of its probability against blur_mask.
+    - "main": LBP fixed (its map is computed without gradients, in eval mode), the main net
+      trained with MSE, plus dice·DICE(attention, blur_mask) on the synthetic local stream.
+    - "joint": everything fine-tuned with mse·MSE + dice·DICE + bce·BCE (the paper's 1.0, 0.25,
+      0.01).
+
+    Every step alternates the data stream: even steps "global" (camera shake; the paper's REDS
+    half-epoch), odd steps "local" (Local Blur Synthesis with masks). The DICE term applies to
+    the local stream only, as in the paper.
+    """
+
+    find_unused_parameters = True  # each stage trains only part of the network
+
+    def stream(self, step):
+        return "global" if step % 2 == 0 else "local"
+
+    def train_step(self, batch, step):
+        stage = self.stage(step).name
+        image, mask, sharp = batch["blurred"], batch["blur_mask"], batch["sharp"]
+        model = self.nets["model"]
+        parts: dict[str, float] = {}
+        with self.autocast():
+            if stage == "lbp":
+                loss = bce_loss(self.wrapped("model")(image).blur_probability, mask)
+                parts["bce"] = loss.item()
+            else:
+                probability = None
+                if stage == "main":
+                    with torch.no_grad():
+                        model.eval()
+                        probability = model.perceive(image)
+                        model.train()
+                output = self.wrapped("model")(image, probability)
+                mse = F.mse_loss(output.restored.float(), sharp.float())
+                loss = self.weights.get("mse", 1.0) * mse
+                parts["mse"] = mse.item()
+                if self.stream(step) == "local" and self.weights.get("dice", 0.0):
+                    dice = dice_loss(output.attention, mask)
+                    loss = loss + self.weights["dice"] * dice
+                    parts["dice"] = dice.item()
+                if stage == "joint" and self.weights.get("bce", 0.0):
+                    bce = bce_loss(output.blur_probability, mask)
+                    loss = loss + self.weights["bce"] * bce
+                    parts["bce"] = bce.item()
+        self.update("model", loss)
+        parts["loss"] = loss.item()
+        return parts
+
+
+class MotionTrainer(Trainer):
+    """NeurMAP's motion-estimation network (paper 002).
+
+    Supervised part, on synthetic pairs: epe·EPE(M(B), motion) over motion_valid (sign-
+    ambiguous), kernel_prior·(M(S) → 0 field), tv·TV of both maps, reblur·L1(reblur(S, M(B)), B).
+
+    Optional unpaired MAP part (`neurmap.deblur: {arch, kwargs}` configured): a deblurring
+    backbone G and an LSGAN natural-image PatchDiscriminator D join, trained on the unpaired
+    streams (real blurry B_u, sharp photos S_u) exactly as eqs. (4)–(12) describe:
+      M: reblur·L1(reblur(D_u, M(B_u) − M(D_u)), B_u) + kernel_prior·(M(B_u) → long,
+         M(S_u) → 0, M(D_u) → s·M(B_u)) + tv·TV(all maps), D_u = G(B_u) held fixed;
+      G: content·L1 on the paired batch + reblur·(data term through D_u) + sharp_prior·(M(D_u) → 0)
+         + tv·TV(M(D_u)) + gan·LSGAN(D(D_u) → natural);
+      D: LSGAN, natural = B_u and S_u, fake = D_u.
+    Without it the motion network is trained by the supervised part alone.
+    """
+
+    best_metric = ("epe", "min")
+
+    def __init__(self, config, device, dist_info=DistInfo(), total_steps=None):
+        super().__init__(config, device, dist_info, total_steps)
+        neurmap = config.get("neurmap") or {}
+        model = self.nets["model"]
+        self.max_length = float(neurmap.get("prior_max_length", model.max_length))
+        self.reblur_steps = int(neurmap.get("reblur_steps", 16))
+        self.unremoved_fraction = float(neurmap.get("unremoved_fraction", 0.5))
+        self.with_map = bool(neurmap.get("deblur"))
+        if self.with_map:
+            self.add_net("deblur", neurmap["deblur"])
+            self.add_net(
+                "discriminator", neurmap.get("discriminator") or {"arch": "patchgan", "kwargs": {}}
+            )
+
+    def next_batch(self, streams, step):
+        batch = streams.next(self.stream(step))
+        if self.with_map:
+            batch["unpaired_blurred"] = streams.next("unpaired_blurred")["blurred"]
+            batch["unpaired_sharp"] = streams.next("unpaired_sharp")["sharp"]
+        return batch
+
+    def train_step(self, batch, step):
+        if self.with_map:
+            return self._map_step(batch)
+        blurred, sharp = batch["blurred"], batch["sharp"]
+        with self.autocast():
+            motion_blurred, motion_sharp = self.wrapped("model")(torch.cat([blurred, sharp])).chunk(
+                2
+            )
+            loss, parts = self._supervised_terms(batch, motion_blurred, motion_sharp)
+        self.update("model", loss)
+        parts["loss"] = loss.item()
+        return parts
+
+    def _supervised_terms(self, batch, motion_blurred, motion_sharp):
+        w = self.weights
+        epe = motion_epe_loss(motion_blurred, batch["motion"], batch["motion_valid"])
+        prior = kernel_prior_loss(self.max_length, sharp=motion_sharp)
+        tv = tv_loss(motion_blurred.float()) + tv_loss(motion_sharp.float())
+        reblur = reblur_loss(batch["sharp"], motion_blurred, batch["blurred"], self.reblur_steps)
+        loss = (
+            w.get("epe", 1.0) * epe
+            + w.get("kernel_prior", 0.0) * prior
+            + w.get("tv", 0.0) * tv
+            + w.get("reblur", 0.0) * reblur
+        )
+        parts = {
+            "epe": epe.item(),
+            "kernel_prior": prior.item(),
+            "tv": tv.item(),
+            "reblur": reblur.item(),
+        }
+        return loss, parts
+
+    def _map_step(self, batch):
+        w = self.weights
+        unpaired_blurred, unpaired_sharp = batch["unpaired_blurred"], batch["unpaired_sharp"]
+        n = batch["blurred"].shape[0]
+        with self.autocast():
+            restored = self.wrapped("deblur")(
+                torch.cat([batch["blurred"], unpaired_blurred])
+            ).restored
+            restored_paired, deblurred = restored[:n], restored[n:]
+            # M update: one call (DDP allows one forward per backward) on all five image sets.
+            motions = self.wrapped("model")(
+                torch.cat(
+                    [
+                        batch["blurred"],
+                        batch["sharp"],
+                        unpaired_blurred,
+                        unpaired_sharp,
+                        deblurred.detach(),
+                    ]
+                )
+            )
+            m_blurred, m_sharp, m_unpaired, m_unpaired_sharp, m_deblurred = motions.split(
+                [n, n, len(unpaired_blurred), len(unpaired_sharp), len(deblurred)]
+            )
+            loss_m, parts = self._supervised_terms(batch, m_blurred, m_sharp)
+            data_m = reblur_loss(
+                deblurred.detach(), m_unpaired - m_deblurred, unpaired_blurred, self.reblur_steps
+            )
+            prior_m = kernel_prior_loss(
+                self.max_length,
+                sharp=m_unpaired_sharp,
+                blurred=m_unpaired,
+                deblurred=m_deblurred,
+                blurred_reference=m_unpaired,
+                unremoved_fraction=self.unremoved_fraction,
+            )
+            tv_m = sum(tv_loss(m.float()) for m in (m_unpaired, m_unpaired_sharp, m_deblurred))
+            loss_m = (
+                loss_m
+                + w.get("reblur", 0.0) * data_m
+                + w.get("kernel_prior", 0.0) * prior_m
+                + w.get("tv", 0.0) * tv_m
+            )
+        self.update("model", loss_m)
+
+        with self.autocast():
+            # G update: gradients flow through the bare M and D into G only.
+            m_restored = self.nets["model"](deblurred)
+            content = F.l1_loss(restored_paired.float(), batch["sharp"].float())
+            data_g = reblur_loss(
+                deblurred, m_unpaired.detach() - m_restored, unpaired_blurred, self.reblur_steps
+            )
+            sharp_prior = kernel_prior_loss(self.max_length, sharp=m_restored)
+            adversarial = lsgan_loss(self.nets["discriminator"](deblurred), True)
+            loss_g = (
+                w.get("content", 1.0) * content
+                + w.get("reblur", 0.0) * data_g
+                + w.get("sharp_prior", 0.0) * sharp_prior
+                + w.get("tv", 0.0) * tv_loss(m_restored.float())
+                + w.get("gan", 0.0) * adversarial
+            )
+        self.update("deblur", loss_g)
+
+        with self.autocast():
+            logits = self.wrapped("discriminator")(
+                torch.cat([unpaired_blurred, unpaired_sharp, deblurred.detach()])
+            )
+            natural, fake = logits.split(
+                [len(unpaired_blurred) + len(unpaired_sharp), len(deblurred)]
+            )
+            loss_d = lsgan_loss(natural, True) + lsgan_loss(fake, False)
+        self.update("discriminator", loss_d)
+        parts.update(
+            loss=loss_m.item(),
+            map_reblur=data_m.item(),
+            map_prior=prior_m.item(),
+            content=content.item(),
+            sharp_prior=sharp_prior.item(),
+            gan_g=adversarial.item(),
+            gan_d=loss_d.item(),
+        )
+        return parts
+
+
+TRAINERS: dict[str, type[Trainer]] = {
+    "bladenet": BladeNetTrainer,
+    "lcnet": DeblurTrainer,
+    "refdeblur": DeblurTrainer,
+    "neurmap_motion": MotionTrainer,
+}
+
+
+def make_trainer(
+    config: dict[str, Any],
+    device: torch.device,
+    dist_info: DistInfo = DistInfo(),
+    total_steps: int | None = None,
+) -> Trainer:
+    arch = config["model"]["arch"]
+    if arch not in TRAINERS:
+        raise ValueError(f"no trainer for architecture '{arch}' (known: {', '.join(TRAINERS)})")
+    return TRAINERS[arch](config, device, dist_info, total_steps)
+
+
+# --- the run loop ----------------------------------------------------------------------------
+
+
+def _is_better(value: float, best: float | None, mode: str) -> bool:
+    if value is None or math.isnan(value):
+        return False
+    return best is None or (value > best if mode == "max" else value < best)
+
+
+def _save(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _log(run_dir: Path, record: dict[str, Any]) -> None:
+    with open(run_dir / METRICS, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def train(
+    config_path: str | os.PathLike,
+    data_root: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    steps: int | None = None,
+    device: str | None = None,
+    stop_at: int | None = None,
+) -> Path:
+    """Run (or resume) training; returns the run folder.
+
+    Args:
+        config_path: YAML config.
+        data_root: the training data folder (e.g. ../shared/data).
+        run_dir: where config.yaml, metrics.jsonl, last.pt and best.pt go.
+        resume: continue from run_dir/last.pt.
+        steps: total steps override (stages rescaled in proportion).
+        device: "cpu" | "cuda" | None (CUDA when available).
+        stop_at: save and return after this step (continue later with `resume`), e.g. to split
+            a long CPU run into sessions; the schedule still spans all steps.
+    """
+    config = load_config(config_path)
+    run_dir = Path(run_dir).expanduser()
+    torch_device = _resolve_device(device)
+    dist_info = _init_distributed(torch_device)
+    train_config = config["train"]
+    seed = int(train_config.get("seed", 0))
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+    trainer = make_trainer(config, torch_device, dist_info, steps)
+    if steps is not None:  # the run folder's config states the schedule that actually ran
+        if train_config.get("stages"):
+            train_config["stages"] = [
+                {"name": s.name, "steps": s.steps, "lr_scale": s.lr_scale} for s in trainer.stages
+            ]
+        train_config["steps"] = trainer.total_steps
+    start_step, best, drawn, seconds, last_validation = 0, None, {}, 0.0, {}
+    last_path = run_dir / LAST
+    if resume:
+        if not last_path.is_file():
+            raise FileNotFoundError(f"{last_path}: no checkpoint to resume from")
+        # Plain tensors and containers only: never unpickle arbitrary objects.
+        checkpoint = torch.load(last_path, map_location="cpu", weights_only=True)
+        trainer.load_state_dict(checkpoint)
+        _set_rng_state(checkpoint["rng"])
+        start_step, best = checkpoint["step"], checkpoint.get("best")
+        drawn, seconds = checkpoint.get("drawn", {}), checkpoint.get("train_seconds", 0.0)
+        last_validation = checkpoint.get("validation", {})
+    hardware = describe_hardware(torch_device, dist_info.world_size)
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_NAME).write_text(dump_config(config), encoding="utf-8")
+
+    streams = _Streams(
+        build_stream_datasets(config, data_root), train_config, torch_device, dist_info, drawn
+    )
+    val_samples = build_val_samples(config, data_root) if dist_info.is_main else []
+    metric_name, metric_mode = trainer.best_metric
+    val_every = int(train_config.get("val_every", 500))
+    log_every = int(train_config.get("log_every", 10))
+    save_every = int(train_config.get("save_every", val_every))
+
+    def checkpoint_payload(step: int) -> dict[str, Any]:
+        return {
+            **trainer.state_dict(),
+            "step": step,
+            "best": best,
+            "drawn": streams.drawn,
+            "rng": _rng_state(),
+            "train_seconds": seconds,
+            "hardware": hardware,
+            "data_root": str(Path(data_root).resolve()),
+            "config_digest": config_digest(config),
+            "validation": last_validation,
+        }
+
+    progress = tqdm(
+        total=trainer.total_steps,
+        initial=start_step,
+        desc=run_dir.name,
+        disable=not dist_info.is_main,
+        dynamic_ncols=True,
+    )
+    for module in trainer.nets.values():
+        module.train()
+    tick = time.perf_counter()
+    logged_seconds, logged_step = seconds, start_step
+    end_step = trainer.total_steps if stop_at is None else min(stop_at, trainer.total_steps)
+    for step in range(start_step, end_step):
+        batch = trainer.next_batch(streams, step)
+        losses = trainer.train_step(batch, step)
+        trainer.end_step()
+        now = time.perf_counter()
+        seconds += now - tick
+        tick = now
+        done = step + 1
+        progress.update(1)
+        progress.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
+        if not dist_info.is_main:
+            continue
+        if done % log_every == 0 or done == trainer.total_steps:
+            lr = trainer.optimizers["model"].param_groups[0]["lr"]
+            # Data loading included, validation and checkpointing excluded.
+            rate = (done - logged_step) / max(seconds - logged_seconds, 1e-9)
+            logged_seconds, logged_step = seconds, done
+            _log(
+                run_dir,
+                {
+                    "step": done,
+                    "split": "train",
+                    "stage": trainer.stage(step).name,
+                    "lr": lr,
+                    "steps_per_s": rate,
+                    **losses,
+                },
+            )
+        if val_samples and (done % val_every == 0 or done == trainer.total_steps):
+            last_validation = trainer.validate(val_samples)
+            _log(run_dir, {"step": done, "split": "val", **last_validation})
+            value = last_validation.get(metric_name)
+            if _is_better(value, best, metric_mode):
+                best = value
+                _save(run_dir / BEST, checkpoint_payload(done))
+        if done % save_every == 0 or done == end_step:
+            _save(last_path, checkpoint_payload(done))
+        tick = time.perf_counter()  # validation and saving are not training time
+    progress.close()
+    if dist_info.enabled:
+        dist.barrier()
+        dist.destroy_process_group()
+    return run_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--config", required=True, help="YAML config (training/configs/*.yaml)")
+    parser.add_argument("--data-root", required=True, help="training data folder")
+    parser.add_argument("--run-dir", required=True, help="run folder (checkpoints, metrics)")
+    parser.add_argument("--resume", action="store_true", help="continue from RUN_DIR/last.pt")
+    parser.add_argument("--steps", type=int, help="total steps (stages rescaled in proportion)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument(
+        "--stop-at",
+        type=int,
+        metavar="STEP",
+        help="save and exit after this step; continue later with --resume",
+    )
+    args = parser.parse_args(argv)
+    train(
+        args.config,
+        args.data_root,
+        args.run_dir,
+        resume=args.resume,
+        steps=args.steps,
+        device=args.device,
+        stop_at=args.stop_at,
+    )
+
+
+if __name__ == "__main__":
+    main()
