@@ -23,12 +23,14 @@ import subprocess
 import sys
 import tarfile
 import time
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_NAME = "DeblurStudio"  # the GUI executable and the bundle folder
 CLI_NAME = "deblurstudio-cli"
+CONTENTS = "_internal"  # the bundle's contents folder (sys._MEIPASS): libraries, resources/
 VENV = ROOT / "build" / "bundle-venv"
 DIST = ROOT / "dist"
 WORK = ROOT / "build" / "pyinstaller"
@@ -65,9 +67,14 @@ EXCLUDED_MODULES = (
     "sympy",
     "mpmath",
     "networkx",
-    # Packaging tools that torch.utils.cpp_extension would have pulled in.
-    "setuptools",
+    "jinja2",
+    "markupsafe",
+    "fsspec",
+    "sqlite3",  # torch's profiler export
+    "setuptools",  # torch.utils.cpp_extension's build tooling
     "pkg_resources",
+    # Qt networking (and the TLS/OpenSSL and Kerberos libraries it drags in): no downloads.
+    "PySide6.QtNetwork",
 )
 
 # Collected files the app never opens, as fnmatch patterns on the path inside the bundle's
@@ -80,7 +87,8 @@ DROPPED_FILES = (
     "torch/lib/*test*",  # libraries only the C++ tests load
     "torch/lib/libbackend_with_compiler.*",
     "torch/lib/libaoti_custom_ops.*",
-    "torch/_inductor/*",  # kernel templates of the excluded compiler
+    "torch/_inductor/*",  # data files of the excluded compiler
+    "torch/_dynamo/*",
     "torch/utils/model_dump/*",  # an HTML model viewer
     "PySide6/Qt/translations/*",  # the UI is English-only; Qt's own strings stay English too
     # Qt plugins for platforms and devices the app does not target (kept: xcb, wayland and
@@ -90,9 +98,32 @@ DROPPED_FILES = (
     "PySide6/Qt/plugins/platforms/*qlinuxfb*",
     "PySide6/Qt/plugins/platforms/*qvnc*",
     "PySide6/Qt/plugins/platforms/*qminimalegl*",
+    "PySide6/Qt/plugins/platforms/*qvkkhrdisplay*",
     "PySide6/Qt/plugins/egldeviceintegrations/*",
+    "*libQt6EglF*",  # the eglfs platform's own libraries
     "PySide6/Qt/plugins/generic/*",  # evdev/tslib touch input for linuxfb/eglfs
 )
+
+
+# Libraries whose static symbol tables (.symtab/.strtab, unused at run time) are worth removing:
+# 85 MiB of libtorch_cpu.so, 17 MiB of a locally built libpython, 8 MiB of libtorch_python.so.
+# Not every library: stripping one that auditwheel patched breaks it (numpy's OpenBLAS: "ELF load
+# command address/offset not page-aligned"), which is why PyInstaller's strip=True is off.
+STRIPPED_LIBRARIES = (
+    "torch/lib/libtorch_cpu.so",
+    "torch/lib/libtorch_python.so",
+    "libpython3*.so*",
+)
+
+
+def strip_symbols(contents: Path) -> None:
+    """Strip STRIPPED_LIBRARIES in a bundle's contents folder (Linux; a no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return  # macOS: stripping breaks code signatures; Windows DLLs carry no symbol tables
+    for pattern in STRIPPED_LIBRARIES:
+        for library in contents.glob(pattern):
+            if not library.is_symlink():
+                subprocess.run(["strip", str(library)], check=True)
 
 
 def keep(dest: str) -> bool:

@@ -5,6 +5,9 @@ import pytest
 
 # Qt runs headless in every test session; set once, before any test imports PySide6.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Test tensors are tiny: one compute thread each. On a shared, busy CPU, torch's OpenMP threads
+# spin-wait for each other and made the tiny nets 2-100× slower. Set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Tiny random-weight models, one per model-store role: id -> (arch, task, constructor kwargs).
 TINY_MODELS = {

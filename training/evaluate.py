@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deblurstudio.core.errors import DeblurStudioError
+from deblurstudio.models import CheckpointError, load_checkpoint
+from training.data import PairedDataset, SyntheticBlurDataset
 from training.metrics import blur_mask_iou, endpoint_error, psnr, ssim
 
 MOVING_PX = 1.0  # motion at least this long (px) counts as "moving" in the motion scores
@@ -213,25 +218,30 @@ def format_table(metrics: dict[str, float]) -> str:
 def load_samples(
     model: nn.Module,
     *,
-    data_root: str | None,
+    data_root: str | os.PathLike | None,
     split: str,
     layout: str | None,
     samples: int,
-    crop: int,
+    crop: int | None,
 ) -> list[dict[str, Any]]:
-    """The first `samples` samples of a synthetic split or of a public paired layout."""
+    """The first `samples` samples of the synthetic split or of a paired public layout.
+
+    Args:
+        model: the network (a reference network gets samples with a reference view).
+        data_root: the shared training data (synthetic samples).
+        split: "val"/"train" for synthetic data, the layout's split folder (e.g. "test") else.
+        layout: "NAME:PATH" of a paired layout (gopro, reds, lode, realblur, hide) or None.
+        samples: how many.
+        crop: sample side in px; None = 256 for synthetic data, whole images for a layout.
+    """
     if layout is not None:
-        from training.data.layouts import open_layout
-
         name, _, root = layout.partition(":")
-        dataset = open_layout(name, root)
+        dataset = PairedDataset(name, root, split=split, crop=crop, deterministic=True)
     else:
-        from training.data import SyntheticBlurDataset
-
         dataset = SyntheticBlurDataset(
             data_root,
             split=split,
-            crop=crop,
+            crop=crop or 256,
             length=samples,
             with_reference=bool(getattr(model, "needs_reference", False)),
         )
@@ -239,28 +249,34 @@ def load_samples(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from deblurstudio.models import load_checkpoint
-
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate", description="Score a checkpoint on validation samples."
     )
     parser.add_argument("--model", required=True, help="a .safetensors checkpoint")
     parser.add_argument("--data-root", default="../shared/data", help="synthetic data root")
-    parser.add_argument("--split", default="val", choices=["train", "val"])
+    parser.add_argument(
+        "--split", default="val", help="val (default) or train; with --layout its split folder"
+    )
     parser.add_argument("--layout", help="NAME:PATH of a paired public dataset (e.g. gopro:/d)")
     parser.add_argument("--samples", type=int, default=32)
-    parser.add_argument("--crop", type=int, default=256, help="synthetic sample size (px)")
+    parser.add_argument(
+        "--crop", type=int, help="sample side, px (default: 256 synthetic, whole layout images)"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-    model, _ = load_checkpoint(args.model, args.device)
-    samples = load_samples(
-        model,
-        data_root=args.data_root,
-        split=args.split,
-        layout=args.layout,
-        samples=args.samples,
-        crop=args.crop,
-    )
+    try:
+        model, _ = load_checkpoint(args.model, args.device)
+        samples = load_samples(
+            model,
+            data_root=args.data_root,
+            split=args.split,
+            layout=args.layout,
+            samples=args.samples,
+            crop=args.crop,
+        )
+    except (CheckpointError, DeblurStudioError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     print(format_table(evaluate(model, samples, args.device)))
 
 

@@ -69,6 +69,7 @@ def _write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=2, sort_keys=True)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; the manifest ships with the app
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -30,8 +30,10 @@ def fft_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 def bce_loss(probability: Tensor, target: Tensor) -> Tensor:
     """Pixel-wise binary cross-entropy (paper 000, eq. 1) of a probability map against a mask."""
+    # Written out: F.binary_cross_entropy refuses to run under CUDA autocast at all.
     probability = probability.float().clamp(1e-6, 1 - 1e-6)
-    return F.binary_cross_entropy(probability, target.float())
+    target = target.float()
+    return -(target * probability.log() + (1 - target) * (1 - probability).log()).mean()
 
 
 def dice_loss(prediction: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:

@@ -5,7 +5,9 @@ Guarantees:
     may land on an input file (checked for every file before the first one runs).
   * Each result keeps its relative path, name, format, bit depth, EXIF and ICC profile
     (`imageio.write_image`) and appears atomically: a cancelled or failed file leaves nothing.
-  * A file that cannot be read, deblurred or written is recorded and the batch goes on.
+  * A file that cannot be read, deblurred or written is recorded and the batch goes on. What
+    would fail every file (a broken checkpoint, a missing model, an unusable device) fails the
+    batch once, before the first photo: the pipeline first deblurs a small blank image.
   * A manifest, ``MANIFEST_NAME`` in the output folder, records every file's outcome (status
     "done" / "failed" / "skipped", error message, seconds of work) and is rewritten atomically
     after each file, so it is always complete up to the last finished file. With
@@ -32,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from deblurstudio.core import imageio
 from deblurstudio.core._atomic import atomic_write
 from deblurstudio.core.cancel import CancelToken
@@ -43,10 +47,11 @@ from deblurstudio.core.errors import (
     ImageWriteError,
 )
 from deblurstudio.core.modelstore import default_model_id, find_model
-from deblurstudio.core.pipeline import DeblurRequest, deblur
+from deblurstudio.core.pipeline import DeblurRequest, deblur, run
 
 MANIFEST_NAME = "deblurstudio-batch.json"
 MANIFEST_FORMAT = 1
+_REHEARSAL_SIDE = 64  # px; side of the blank image deblurred before the first photo
 
 T = TypeVar("T")
 
@@ -221,7 +226,8 @@ def batch(
         ImageReadError: the input folder or the reference photo cannot be read, or holds no photos.
         ImageWriteError: the output folder is the input folder, cannot be created or written,
             or a result would replace an input file.
-        ModelNotFoundError, DeblurStudioError: unusable model, device or precision.
+        ModelNotFoundError, DeblurStudioError: missing or broken model, unusable device or
+            precision.
         Cancelled: the token was cancelled.
     """
     started = time.perf_counter()
@@ -247,12 +253,18 @@ def batch(
             yield outcome(item, FileRecord(item.relative, "skipped", item.relative))
         else:
             work.append(item)
-    tracker.start_work(len(work))
 
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deblurstudio-batch-io")
     reading = _submit_read(pool, work[0]) if work else None
-    writing: tuple[_Item, Future[float], float] | None = None  # item, write job, seconds so far
+    writing: tuple[_Item, Future, float] | None = None  # item, write job, seconds of work so far
     try:
+        if work:
+            yield BatchProgress(
+                work[0].source, work[0].index, len(items), 0.0, tracker.fraction(),
+                "loading model",
+            )
+            _rehearse(request, model_id, reference, token)
+        tracker.start_work(len(work))
         for position, item in enumerate(work):
             token.raise_if_cancelled()
             yield BatchProgress(
@@ -381,6 +393,20 @@ def _plan(request: BatchRequest, input_dir: Path, output_dir: Path) -> list[_Ite
             )
         items.append(_Item(index, source, relative, destination))
     return items
+
+
+def _rehearse(
+    request: BatchRequest, model_id: str, reference: np.ndarray | None, token: CancelToken
+) -> None:
+    """Deblur a small blank image once before the first photo. This loads every model the
+    pipeline will use (they stay cached) and turns a broken checkpoint, a missing model or an
+    unusable device into one error for the whole batch instead of one failure per photo."""
+    blank = np.zeros((_REHEARSAL_SIDE, _REHEARSAL_SIDE, 3), np.float32)
+    run(deblur(DeblurRequest(
+        image=blank, model_id=model_id,
+        reference=None if reference is None else reference[:_REHEARSAL_SIDE, :_REHEARSAL_SIDE],
+        device=request.device, tile=request.tile, precision=request.precision,
+    ), token))
 
 
 def _timed(function: Callable[..., T], *args: Any) -> tuple[T, float]:

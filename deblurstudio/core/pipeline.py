@@ -155,8 +155,7 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
 
     yield Progress(0.0, "loading model")
     net = load_model(model_id, device, dtype)
-    takes_reference = bool(getattr(net, "needs_reference", False))
-    if reference is not None and not takes_reference:
+    if reference is not None and not getattr(net, "needs_reference", False):
         raise DeblurStudioError(
             f"model '{model_id}' does not use a reference photo; choose a reference model "
             f"such as '{default_model_id('reference')}'"
@@ -173,14 +172,9 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
         kwargs = {}
         if steer:
             kwargs["blur_probability"] = to_model_input(crops["blur_probability"], device, dtype)
-        if takes_reference:
-            kwargs["reference"] = (
-                None
-                if reference is None
-                else to_model_input(
-                    _reference_crop(reference, window, (height, width), net.stride), device, dtype
-                )
-            )
+        if reference is not None:
+            region = _reference_crop(reference, window, (height, width), net.stride)
+            kwargs["reference"] = to_model_input(region, device, dtype)
         with torch.inference_mode():
             output = net(to_model_input(crops["image"], device, dtype), **kwargs)
         maps = {"restored": output.restored}

@@ -236,7 +236,8 @@ def render_motion(
     label = f"{max_length:.1f} px"
     scale = key_size / 80.0
     (text_width, text_height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    origin = (width - margin - key_size // 2 - text_width // 2, margin + key_size + text_height + 4)
+    text_left = min(width - margin - key_size // 2 - text_width // 2, width - text_width - 2)
+    origin = (text_left, margin + key_size + text_height + 4)
     for text_color, text_thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
         cv2.putText(
             picture, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, text_color, text_thickness,

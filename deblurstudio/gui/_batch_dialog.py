@@ -149,6 +149,8 @@ class BatchDialog(QDialog):
         self.file_bar = QProgressBar()
         self.file_bar.setRange(0, 1000)
         self.file_list = QListWidget()
+        self.file_list.setWordWrap(True)
+        self.file_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.summary_label = QLabel()
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -261,10 +263,13 @@ class BatchDialog(QDialog):
             "skipped": ("mdi6.skip-next-circle", "#888888"),
         }
         name, color = icons[status]
-        text = f"{Path(path).name} — {status}" + (f": {error}" if error else "")
+        reason = error or ""
+        if reason.startswith(f"{path}: "):  # the row already names the file
+            reason = reason[len(f"{path}: ") :]
+        text = f"{Path(path).name} — {status}" + (f": {reason}" if reason else "")
         item = QListWidgetItem(qta.icon(name, color=color), text)
         item.setData(Qt.ItemDataRole.UserRole, status)
-        item.setToolTip(str(path))
+        item.setToolTip(f"{path}\n{error}" if error else str(path))
         self.file_list.addItem(item)
         self.file_list.scrollToBottom()
 

@@ -13,17 +13,19 @@ import platform
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QImage
 
 from deblurstudio.core import imageio, visualise
 from deblurstudio.core.cancel import CancelToken
 from deblurstudio.gui._jobs import JobFactory
-from deblurstudio.gui._qimage import Picture, TintLayer, rgb_to_qimage
+from deblurstudio.gui._qimage import Picture, TintLayer
 
-GLYPH_SPACINGS = (8, 16, 32, 64, 128, 256, 512)  # motion glyph grids, in image px
-_MAX_GLYPHS = 250_000  # finer grids than this would only be drawn zoomed in, cell by cell
+DISPLAY_MAX_SIDE = 2048  # px: the largest map picture drawn over the photo
+GLYPH_SPACINGS = (2, 4, 8, 16, 32, 64, 128, 256)  # motion glyph grids, in display-map px
+_MAX_GLYPHS = 300_000
 CONFIDENCE_RGB = (40, 220, 90)
 THUMBNAIL_SIDE = 440
 
@@ -94,6 +96,7 @@ class MapPictures:
         reference_confidence: float32 H×W in [0, 1], or None.
         blur: heat map picture. motion: colour-wheel picture. confidence: green tint picture.
         glyphs: grid spacing (image px) -> N×4 float32 rows of x, y, dx, dy (image px).
+            A glyph as long as its grid cell stands for `motion_scale` px of blur.
         motion_scale: the motion length (px) at full saturation / full glyph length.
     """
 
@@ -103,8 +106,19 @@ class MapPictures:
     blur: Picture | None = None
     motion: Picture | None = None
     confidence: Picture | None = None
-    glyphs: dict[int, np.ndarray] | None = None
+    glyphs: dict[float, np.ndarray] | None = None
     motion_scale: float | None = None
+
+
+def _display_map(array: np.ndarray) -> np.ndarray:
+    """`array` (H×W or H×W×C) reduced by area averaging so its longest side is at most
+    DISPLAY_MAX_SIDE; the values are unchanged in meaning (motion stays in full-resolution px)."""
+    height, width = array.shape[:2]
+    factor = max(height, width) / DISPLAY_MAX_SIDE
+    if factor <= 1.0:
+        return array
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    return cv2.resize(array, size, interpolation=cv2.INTER_AREA)
 
 
 def render_maps(
@@ -112,26 +126,47 @@ def render_maps(
     motion_map: np.ndarray | None,
     reference_confidence: np.ndarray | None = None,
 ) -> MapPictures:
-    """Pictures of the maps (pixels computed by `core.visualise`)."""
+    """Pictures of the full-resolution maps (pixels by `core.visualise`).
+
+    The pictures are made from the maps reduced to DISPLAY_MAX_SIDE: the analysis networks run
+    at about 1024 px anyway, and visualising a 24 MP motion map at full size takes tens of
+    seconds. Glyph positions and lengths are scaled back to full-resolution px.
+    """
     maps = MapPictures(blur_probability, motion_map, reference_confidence)
+    some_map = next(
+        (m for m in (blur_probability, motion_map, reference_confidence) if m is not None), None
+    )
+    if some_map is None:
+        return maps
+    full_size = QSize(some_map.shape[1], some_map.shape[0])
     if blur_probability is not None:
-        maps.blur = Picture.from_rgb(visualise.blur_heatmap(blur_probability))
+        maps.blur = Picture.from_array(
+            visualise.blur_heatmap(_display_map(blur_probability)), full_size
+        )
     if motion_map is not None:
         maps.motion_scale = visualise.motion_scale(motion_map)
-        maps.motion = Picture.from_rgb(visualise.motion_to_color(motion_map, maps.motion_scale))
-        height, width = motion_map.shape[:2]
-        maps.glyphs = {
-            spacing: np.asarray(
-                visualise.motion_arrows(motion_map, spacing, maps.motion_scale), np.float32
-            ).reshape(-1, 4)
-            for spacing in GLYPH_SPACINGS
-            if spacing <= min(height, width)
-            and (height // spacing) * (width // spacing) <= _MAX_GLYPHS
-        }
+        small = _display_map(motion_map)
+        maps.motion = Picture.from_array(
+            visualise.motion_to_color(small, maps.motion_scale), full_size
+        )
+        to_full = np.array(
+            [motion_map.shape[1] / small.shape[1], motion_map.shape[0] / small.shape[0]] * 2,
+            np.float32,
+        )
+        maps.glyphs = {}
+        for spacing in GLYPH_SPACINGS:
+            rows, cols = small.shape[0] // spacing, small.shape[1] // spacing
+            if rows * cols == 0 or rows * cols > _MAX_GLYPHS:
+                continue
+            glyphs = visualise.motion_arrows(small, spacing, maps.motion_scale)
+            maps.glyphs[spacing * float(to_full[0])] = (
+                np.asarray(glyphs, np.float32).reshape(-1, 4) * to_full
+            )
     if reference_confidence is not None:
-        tint = TintLayer(reference_confidence.shape, CONFIDENCE_RGB)
-        tint.update(reference_confidence)
-        maps.confidence = Picture(tint.image.copy())
+        small = _display_map(reference_confidence)
+        tint = TintLayer(small.shape, CONFIDENCE_RGB)
+        tint.update(small)
+        maps.confidence = tint.picture(full_size)
     return maps
 
 
@@ -145,10 +180,10 @@ class OpenedImage:
     thumbnail: QImage
 
 
-def open_image(path: str, pyramid: bool = True) -> OpenedImage:
+def open_image(path: str) -> OpenedImage:
     """Decode `path` (may take seconds for a 24 MP file) and make its display pictures."""
     photo = imageio.read_image(path)
-    picture = Picture(rgb_to_qimage(photo.pixels), pyramid=pyramid)
+    picture = Picture.from_array(photo.pixels)
     thumbnail = picture.levels[-1].scaled(
         THUMBNAIL_SIDE,
         THUMBNAIL_SIDE,
@@ -216,10 +251,10 @@ def deblur_job(
             maps = render_maps(
                 result.blur_probability, result.motion_map, result.reference_confidence
             )
-            return DeblurOutcome(result, Picture.from_rgb(result.restored), maps, None)
+            return DeblurOutcome(result, Picture.from_array(result.restored), maps, None)
         after = image.copy()
         after[y0:y1, x0:x1] = result.restored
-        return DeblurOutcome(result, Picture.from_rgb(after), None, region)
+        return DeblurOutcome(result, Picture.from_array(after), None, region)
 
     return job
 

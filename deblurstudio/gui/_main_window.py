@@ -329,7 +329,11 @@ class MainWindow(QMainWindow):
         self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
         self.redo_action = self.mask.undo_stack.createRedoAction(self, "Redo")
         self.redo_action.setIcon(qta.icon("mdi6.redo"))
-        self.redo_action.setShortcuts([QKeySequence.StandardKey.Redo, QKeySequence("Ctrl+Shift+Z")])
+        redo_keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)
+        for extra in ("Ctrl+Y", "Ctrl+Shift+Z"):  # both conventions, on every platform
+            if QKeySequence(extra) not in redo_keys:
+                redo_keys.append(QKeySequence(extra))
+        self.redo_action.setShortcuts(redo_keys)
         self.tool_actions = {}
         for name, key in (("pan", "H"), ("brush", "B"), ("eraser", "E")):
             action = QAction(name.capitalize(), self)
@@ -481,7 +485,7 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
         else:
             self.resizeDocks(
-                [self._docks["model"], self._docks["overlays"]], [230, 600], Qt.Orientation.Vertical
+                [self._docks["model"], self._docks["overlays"]], [290, 550], Qt.Orientation.Vertical
             )
         self.split_action.setChecked(str(s.value("view/split", "false")).lower() == "true")
         overlays = self.overlay_panel
@@ -680,9 +684,10 @@ class MainWindow(QMainWindow):
         self.outcome = None
         self.maps = _engine.MapPictures()
         height, width = opened.photo.pixels.shape[:2]
-        self._mask_layer = TintLayer((height, width), MASK_RGB)
-        self._mask_picture = Picture(self._mask_layer.image, pyramid=False)
+        self._mask_layer = None  # a fresh layer is already empty: no need to redraw it on reset
         self.mask.reset((height, width))
+        self._mask_layer = TintLayer((height, width), MASK_RGB)
+        self._mask_picture = self._mask_layer.picture()
         self.mask_panel.use_check.setChecked(False)
         self.view.set_photo(opened.picture)
         self.overlay_panel.motion_key.set_scale(None)
@@ -797,7 +802,12 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_view_hovered(self, point: QPointF | None) -> None:
-        self.overlay_panel.readout.setText(self.readout_at(point))
+        text = self.readout_at(point)
+        self.overlay_panel.readout.setText(text)
+        if point is not None and (
+            self.maps.blur_probability is not None or self.maps.motion_map is not None
+        ):
+            self.statusBar().showMessage(text)  # also visible while the Overlays panel is hidden
 
     def readout_at(self, point: QPointF | None) -> str:
         """What the maps say at image point `point` (image px)."""
@@ -867,7 +877,7 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_mask_changed(self, region) -> None:
-        if self._mask_layer is not None and self.mask.mask.shape == self.photo.pixels.shape[:2]:
+        if self._mask_layer is not None:
             self._mask_layer.update(self.mask.mask, region)
             for canvas in self.view.canvases():
                 canvas.update()
@@ -938,7 +948,7 @@ class MainWindow(QMainWindow):
         model."""
         remember_folder(self.settings, "reference", path)
         self._run_job(
-            call_job(_engine.open_image, os.fspath(path), False),
+            call_job(_engine.open_image, os.fspath(path)),
             f"Opening reference {Path(path).name}",
             self._on_reference_job_finished,
         )

@@ -341,7 +341,7 @@ class ReferencePanel(QFrame):
     """Pick a sharp photo of the same scene: button or drag and drop; thumbnail; clear."""
 
     file_dropped = Signal(str)
-    _THUMBNAIL = QSize(220, 150)
+    _THUMBNAIL = QSize(180, 100)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)

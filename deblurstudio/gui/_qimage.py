@@ -1,16 +1,20 @@
-"""numpy arrays <-> QImage for display, and a reduction pyramid so big photos draw fast.
+"""numpy arrays -> QImage for display, and a reduction pyramid so big photos draw fast.
 
-QImage (unlike QPixmap) may be built in a worker thread, so pictures of 24 MP photos and maps are
-prepared off the UI thread and the window only paints them.
+Pictures are prepared in worker threads. QImage operations (copy, scaled) hold Python's global
+interpreter lock for their whole duration — close to a second on a 24 MP photo, during which the
+window could not repaint — so the pixels are prepared with numpy and OpenCV (which release it) and
+each QImage only *wraps* a numpy buffer that the Picture keeps alive.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtCore import QRectF, QSize
 from PySide6.QtGui import QImage
 
 _SMALLEST_LEVEL = 512  # stop halving below this many pixels on the short side
+_FORMATS = {3: QImage.Format.Format_RGB888, 4: QImage.Format.Format_RGBA8888}
 
 
 def to_display_rgb(image: np.ndarray) -> np.ndarray:
@@ -22,18 +26,66 @@ def to_display_rgb(image: np.ndarray) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
-def rgb_to_qimage(image: np.ndarray) -> QImage:
-    """float RGB H×W×3 in [0, 1] or uint8 RGB H×W×3 -> a QImage that owns its pixels."""
-    rgb = to_display_rgb(image)
-    height, width = rgb.shape[:2]
-    return QImage(rgb.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+def wrap(pixels: np.ndarray, fmt: QImage.Format | None = None) -> QImage:
+    """A QImage over `pixels` (uint8 H×W×3 RGB or H×W×4 RGBA, C-contiguous), sharing its memory:
+    keep `pixels` alive as long as the QImage is used."""
+    height, width, channels = pixels.shape
+    return QImage(pixels.data, width, height, pixels.strides[0], fmt or _FORMATS[channels])
 
 
 def rgba_to_qimage(image: np.ndarray) -> QImage:
-    """uint8 RGBA H×W×4 (straight alpha) -> a QImage that owns its pixels."""
-    rgba = np.ascontiguousarray(image)
-    height, width = rgba.shape[:2]
-    return QImage(rgba.data, width, height, 4 * width, QImage.Format.Format_RGBA8888).copy()
+    """uint8 RGBA H×W×4 (straight alpha) -> a QImage that owns its pixels (small images only)."""
+    return wrap(np.ascontiguousarray(image)).copy()
+
+
+class Picture:
+    """An image to paint over the photo's area, with its successive half-size reductions.
+
+    Drawing a 24 MP image zoomed out would make Qt resample every source pixel on each repaint;
+    drawing the smallest level that still has at least one pixel per screen pixel keeps
+    repaints proportional to the window size. A picture may also be coarser than the photo it
+    covers (`full_size`): map overlays are computed at analysis resolution.
+    """
+
+    def __init__(self, levels: list[QImage], full_size: QSize, buffers: tuple = ()):
+        self.levels = levels
+        self.size = QSize(full_size)
+        self._buffers = buffers  # the numpy memory the levels wrap
+
+    @classmethod
+    def from_array(
+        cls,
+        pixels: np.ndarray,
+        full_size: QSize | None = None,
+        pyramid: bool = True,
+        fmt: QImage.Format | None = None,
+    ) -> Picture:
+        """A picture of `pixels`: float RGB H×W×3 in [0, 1], or uint8 RGB/RGBA H×W×C (`fmt`
+        overrides the QImage format, e.g. premultiplied RGBA)."""
+        base = to_display_rgb(pixels) if pixels.dtype != np.uint8 else np.ascontiguousarray(pixels)
+        arrays = [base]
+        while pyramid and min(arrays[-1].shape[:2]) > 2 * _SMALLEST_LEVEL:
+            height, width = arrays[-1].shape[:2]
+            arrays.append(
+                cv2.resize(arrays[-1], (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+            )
+        size = full_size or QSize(base.shape[1], base.shape[0])
+        return cls([wrap(a, fmt) for a in arrays], size, tuple(arrays))
+
+    def level_for(self, scale: float, source: QRectF) -> tuple[QImage, QRectF]:
+        """The level to draw at `scale` screen px per image px, and `source` (image px) in that
+        level's pixels."""
+        full_width = self.size.width()
+        level = self.levels[0]
+        for candidate in self.levels[1:]:
+            if candidate.width() / full_width < scale:
+                break
+            level = candidate
+        fx = level.width() / full_width
+        fy = level.height() / self.size.height()
+        return level, QRectF(
+            source.x() * fx, source.y() * fy, source.width() * fx, source.height() * fy
+        )
 
 
 class TintLayer:
@@ -45,65 +97,17 @@ class TintLayer:
 
     def __init__(self, shape: tuple[int, int], rgb: tuple[int, int, int]):
         self._rgb = np.asarray(rgb, dtype=np.float32)
-        self._buffer = np.zeros((shape[0], shape[1], 4), dtype=np.uint8)
-        self.image = QImage(
-            self._buffer.data,
-            shape[1],
-            shape[0],
-            4 * shape[1],
-            QImage.Format.Format_RGBA8888_Premultiplied,
-        )
+        self.buffer = np.zeros((shape[0], shape[1], 4), dtype=np.uint8)
+        self.image = wrap(self.buffer, QImage.Format.Format_RGBA8888_Premultiplied)
 
     def update(self, values: np.ndarray, region: tuple[slice, slice] | None = None) -> None:
         """Redraw from `values` (float32 H×W in [0, 1], full size) inside `region` (all if None)."""
         region = region or (slice(None), slice(None))
         alpha = np.clip(values[region], 0.0, 1.0)[..., None] * np.float32(255.0)
-        patch = self._buffer[region]
+        patch = self.buffer[region]
         patch[..., :3] = (alpha * (self._rgb / 255.0) + 0.5).astype(np.uint8)
         patch[..., 3:] = (alpha + 0.5).astype(np.uint8)
 
-
-class Picture:
-    """A QImage and its successive half-size reductions (a mip-map).
-
-    Drawing a 24 MP image zoomed out would make Qt resample every source pixel on each repaint;
-    drawing the smallest level that still has at least one pixel per screen pixel keeps
-    repaints proportional to the window size.
-    """
-
-    def __init__(self, image: QImage, pyramid: bool = True):
-        self.levels = [image]
-        while (
-            pyramid and min(self.levels[-1].width(), self.levels[-1].height()) > 2 * _SMALLEST_LEVEL
-        ):
-            last = self.levels[-1]
-            self.levels.append(
-                last.scaled(
-                    max(1, last.width() // 2),
-                    max(1, last.height() // 2),
-                    Qt.AspectRatioMode.IgnoreAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation,
-                )
-            )
-
-    @classmethod
-    def from_rgb(cls, image: np.ndarray) -> Picture:
-        return cls(rgb_to_qimage(image))
-
-    @property
-    def size(self) -> QSize:
-        return self.levels[0].size()
-
-    def level_for(self, scale: float, source: QRectF) -> tuple[QImage, QRectF]:
-        """The level to draw at `scale` screen px per full-size px, and `source` (full-size px)
-        in that level's pixels."""
-        level = self.levels[0]
-        for candidate in self.levels[1:]:
-            if candidate.width() / self.levels[0].width() < scale:
-                break
-            level = candidate
-        fx = level.width() / self.levels[0].width()
-        fy = level.height() / self.levels[0].height()
-        return level, QRectF(
-            source.x() * fx, source.y() * fy, source.width() * fx, source.height() * fy
-        )
+    def picture(self, full_size: QSize | None = None) -> Picture:
+        """A picture that shows the layer as it is updated."""
+        return Picture([self.image], full_size or self.image.size(), (self.buffer,))

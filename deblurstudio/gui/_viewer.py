@@ -121,7 +121,7 @@ class Canvas(QWidget):
         self.divider = 0.5  # fraction of the widget width
         self.overlays: dict[str, _Overlay] = {}
         self.wipe_overlays: dict[str, _Overlay] = {}
-        self.glyphs: dict[int, np.ndarray] | None = None  # spacing (image px) -> N×4 x, y, dx, dy
+        self.glyphs: dict[float, np.ndarray] | None = None  # spacing (image px) -> N×4 x, y, dx, dy
         self.region: QRectF | None = None  # outlined on the result (the previewed region)
         self.tool = "pan"
         self.brush_radius = 20.0
@@ -192,6 +192,8 @@ class Canvas(QWidget):
         self._draw_captions(painter)
         if self.tool != "pan" and self._cursor is not None:
             radius = self.brush_radius * self.state.scale
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
             for color, width in ((QColor(0, 0, 0, 160), 3.0), (QColor(255, 255, 255), 1.0)):
                 painter.setPen(QPen(color, width))
                 painter.drawEllipse(self._cursor, radius, radius)
@@ -205,7 +207,8 @@ class Canvas(QWidget):
         target: QRectF,
         with_glyphs: bool = False,
     ) -> None:
-        self._draw_picture(painter, picture, visible, target, smooth=True)
+        # Smooth when reducing; crisp pixels when zoomed in, as photographers expect at 200 %.
+        self._draw_picture(painter, picture, visible, target, smooth=self.state.scale < 1.0)
         for overlay in overlays.values():
             painter.setOpacity(overlay.opacity)
             self._draw_picture(painter, overlay.picture, visible, target, overlay.smooth)
@@ -217,10 +220,7 @@ class Canvas(QWidget):
         self, painter: QPainter, picture: Picture, visible: QRectF, target: QRectF, smooth: bool
     ) -> None:
         image, source = picture.level_for(self.state.scale, visible)
-        # Smooth when reducing; crisp pixels when zoomed in, as photographers expect at 200 %.
-        painter.setRenderHint(
-            QPainter.RenderHint.SmoothPixmapTransform, smooth and self.state.scale < 1.0
-        )
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         painter.drawImage(target, image, source)
 
     def _draw_glyphs(self, painter: QPainter, visible: QRectF) -> None:
@@ -469,7 +469,7 @@ class CompareView(QWidget):
             overlays.update(ordered)
         self._update_all()
 
-    def set_glyphs(self, glyphs: dict[int, np.ndarray] | None) -> None:
+    def set_glyphs(self, glyphs: dict[float, np.ndarray] | None) -> None:
         """Motion glyphs per grid spacing (image px): N×4 rows of x, y, dx, dy in image px."""
         self.before.glyphs = glyphs
         self.split.glyphs = glyphs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 
 from deblurstudio import __version__
 
@@ -78,10 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         return self_test(args.device)
     from PySide6.QtCore import QTimer
 
+    from deblurstudio.gui._jobs import user_message
     from deblurstudio.gui._main_window import MainWindow
 
     app = _application(sys.argv[0] if sys.argv else "deblurstudio")
     window = MainWindow()
+
+    def show_unexpected_error(kind, error, trace) -> None:
+        # A bug in a slot must not pass silently or take the window down: log it, say it.
+        traceback.print_exception(kind, error, trace)
+        window.banner.show_message(user_message(error))
+
+    sys.excepthook = show_unexpected_error
     window.show()
     if args.photo:
         QTimer.singleShot(0, lambda: window.open_photo(args.photo))

@@ -35,11 +35,11 @@ class MotionNet(nn.Module):
     """Motion-estimation network: image (N×3×H×W sRGB [0, 1]) → motion map (N×2×H×W pixels).
 
     The paper does not describe this network. Like the authors' released code, it is a 3-level
-    encoder–decoder that starts from a 2× space-to-depth rearrangement, with residual blocks at
-    1/2, 1/4 and 1/8 resolution, transposed-convolution upsampling with skip connections, and ends
-    with the inverse depth-to-space. Their code uses 16 channels and three 5×5 residual blocks per
-    level (`width=16, blocks=3`, with 3×3 kernels here); the shipped default is lighter because
-    the app runs it for overlays.
+    encoder–decoder on a 2× space-to-depth rearrangement of the image, with residual blocks at
+    1/2, 1/4 and 1/8 resolution and transposed-convolution upsampling with skip connections; it
+    returns to full resolution by depth-to-space (theirs: one more transposed convolution). Their
+    size, 16 channels and three residual blocks per level, is the default; their blocks use 5×5
+    kernels, ours 3×3 (cheaper on CPU, where the app runs this network for the motion overlay).
 
     Args:
         width: channels at 1/2 resolution (×2, ×4 at 1/4, 1/8).
@@ -50,7 +50,7 @@ class MotionNet(nn.Module):
     stride = 8
 
     def __init__(
-        self, width: int = 16, blocks: int = 1, max_length: float = DEFAULT_MAX_LENGTH
+        self, width: int = 16, blocks: int = 3, max_length: float = DEFAULT_MAX_LENGTH
     ) -> None:
         super().__init__()
         self.max_length = float(max_length)

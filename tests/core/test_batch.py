@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -7,7 +8,12 @@ import pytest
 
 from deblurstudio.core.batch import MANIFEST_NAME, BatchRequest, batch, find_photos
 from deblurstudio.core.cancel import CancelToken
-from deblurstudio.core.errors import Cancelled, ImageReadError, ImageWriteError
+from deblurstudio.core.errors import (
+    Cancelled,
+    DeblurStudioError,
+    ImageReadError,
+    ImageWriteError,
+)
 from deblurstudio.core.pipeline import run
 from tests._photos import (
     CAMERA_MAKE,
@@ -166,3 +172,19 @@ def test_cancel_leaves_only_complete_results_and_the_batch_resumes(tiny_models, 
     summary = run(batch(BatchRequest(photos, out, skip_existing=True), CancelToken()))
     assert (summary.done, summary.skipped) == (2, 1)
     assert sorted(p.name for p in out.iterdir()) == ["1.jpg", "2.jpg", "3.jpg", MANIFEST_NAME]
+
+
+def test_a_broken_model_fails_the_batch_once_before_any_photo(
+    tiny_models, photos, tmp_path, monkeypatch
+):
+    broken = tmp_path / "broken_models"
+    broken.mkdir()
+    (broken / "bladenet.safetensors").write_bytes(b"not a checkpoint" * 10)
+    manifest = {"format": 1, "models": {"bladenet": {
+        "file": "bladenet.safetensors", "arch": "bladenet", "task": "deblur"}}}
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("DEBLURSTUDIO_MODELS_DIR", f"{broken}{os.pathsep}{tiny_models}")
+    out = tmp_path / "out"
+    with pytest.raises(DeblurStudioError, match="bladenet.safetensors"):
+        run(batch(BatchRequest(photos, out, recursive=True), CancelToken()))
+    assert list(out.iterdir()) == []  # no results, no manifest of three identical failures

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
+
 from deblurstudio.core import imageio
 
 RUN_TIMEOUT_MS = 120_000
@@ -22,6 +24,8 @@ def test_two_file_batch_with_one_corrupt_file(window, qtbot, tmp_path, photo_pat
     assert (summary.total, summary.done, summary.failed) == (2, 1, 1)
     assert dialog.entries("done") == ["a_good.png"]
     assert dialog.entries("failed") == ["b_corrupt.jpg"]
+    failed_row = dialog.file_list.findItems("b_corrupt.jpg", Qt.MatchFlag.MatchStartsWith)[0]
+    assert len(failed_row.text()) > len("b_corrupt.jpg — failed: ")  # says why
     assert "1 deblurred, 1 failed" in dialog.summary_label.text()
     assert imageio.read_image(results / "a_good.png").pixels.shape == (64, 96, 3)
     assert not (results / "b_corrupt.jpg").exists()

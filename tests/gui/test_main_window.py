@@ -118,7 +118,9 @@ def test_save_keeps_the_original_unless_the_user_agrees(opened, qtbot, tmp_path,
     before = open(original, "rb").read()
     asked = []
     monkeypatch.setattr(
-        QMessageBox, "question", lambda *args, **kwargs: asked.append(args[1]) or QMessageBox.StandardButton.No
+        QMessageBox,
+        "question",
+        lambda *args, **kwargs: asked.append(args[1]) or QMessageBox.StandardButton.No,
     )
     assert window.save_result(original) is None
     assert asked and open(original, "rb").read() == before

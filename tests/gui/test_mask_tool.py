@@ -20,7 +20,11 @@ def drag(canvas, image_points) -> None:
     events.append((QEvent.Type.MouseButtonRelease, positions[-1], Qt.MouseButton.NoButton))
     for kind, position, buttons in events:
         event = QMouseEvent(
-            kind, position, canvas.mapToGlobal(position), left, buttons,
+            kind,
+            position,
+            canvas.mapToGlobal(position),
+            left,
+            buttons,
             Qt.KeyboardModifier.NoModifier,
         )
         QApplication.sendEvent(canvas, event)

@@ -17,13 +17,19 @@ def drop_file(widget, path) -> None:
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     centre = QPointF(widget.width() / 2, widget.height() / 2)
     enter = QDragEnterEvent(
-        centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        centre,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
     QApplication.sendEvent(widget, enter)
     assert enter.isAccepted()
     drop = QDropEvent(
-        centre, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        centre,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
     QApplication.sendEvent(widget, drop)
