@@ -83,7 +83,13 @@ DROPPED_FILES = (
     "torch/include/*",  # C++ headers
     "torch/share/*",  # CMake files
     "torch/test/*",  # C++ unit-test executables
-    "torch/bin/*",  # test executables and protoc
+    # torch/bin: test executables, test models and protoc; torch_shm_manager stays (import torch
+    # checks that it exists).
+    "torch/bin/*Test",
+    "torch/bin/test_*",
+    "torch/bin/protoc*",
+    "torch/bin/*.pt*",
+    "torch/bin/upgrader_models/*",
     "torch/lib/*test*",  # libraries only the C++ tests load
     "torch/lib/libbackend_with_compiler.*",
     "torch/lib/libaoti_custom_ops.*",

@@ -40,6 +40,7 @@ def test_archive_is_named_after_the_pyproject_version_and_platform(rules, tmp_pa
     [
         "torch/lib/libtorch_cpu.so",
         "torch/lib/libc10.so",
+        "torch/bin/torch_shm_manager",
         "torch/_C.cpython-311-x86_64-linux-gnu.so",
         "PySide6/Qt/plugins/platforms/libqxcb.so",
         "PySide6/Qt/plugins/platforms/libqwayland.so",
@@ -65,6 +66,8 @@ def test_files_the_frozen_app_needs_are_kept(rules, dest):
         "torch/include/ATen/ATen.h",
         "torch/test/scalar_test",
         "torch/bin/protoc",
+        "torch/bin/test_jit",
+        "torch/bin/TCPStoreTest",
         "torch/lib/libtorchbind_test.so",
         "PySide6/Qt/translations/qtbase_de.qm",
         "PySide6/Qt/plugins/platforms/libqeglfs.so",

@@ -42,12 +42,12 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from deblurstudio.core.devices import physical_cpu_cores
 from deblurstudio.models import build
-from training.data import SyntheticBlurDataset, UnpairedDataset
+from training.data import SyntheticBlurDataset, UnpairedDataset, data_loader
 from training.evaluate import evaluate, to_device
 from training.losses import (
     bce_loss,
@@ -307,14 +307,13 @@ class _Streams:
                 rank=self.dist_info.rank,
                 world_size=self.dist_info.world_size,
             )
-            loader = DataLoader(
+            loader = data_loader(
                 self.datasets[name],
+                workers=workers,
                 batch_size=batch_size,
                 sampler=sampler,
-                num_workers=workers,
                 pin_memory=self.device.type == "cuda",
                 drop_last=True,
-                persistent_workers=workers > 0,
                 # Its own generator: worker seeds (hence the synthetic samples, which draw from
                 # them) depend on the stream, the rank and the position, not on how much of the
                 # global RNG the run consumed; ranks differ, and a resumed run gets fresh data.

@@ -140,13 +140,13 @@ def run_self_test(sample: str | os.PathLike | None = None, device: str = "auto")
     torch_device = resolve_device(device)
     entries = list_models()
     if not entries:
-        raise DeblurStudioError("self-test: no models are installed")
+        raise DeblurStudioError("no models are installed")
     report = SelfTestReport()
     for entry in entries:
         try:
             load_model(entry.id, torch_device)
         except DeblurStudioError as exc:
-            raise DeblurStudioError(f"self-test: model '{entry.id}' does not load: {exc}") from exc
+            raise DeblurStudioError(f"model '{entry.id}' does not load: {exc}") from exc
         report.models.append(entry.id)
     photo = imageio.read_image(sample if sample is not None else sample_path())
     started = time.perf_counter()

@@ -32,18 +32,30 @@ SAMPLE = ROOT / "resources" / "sample.jpg"
 MAX_BYTES = 300_000
 
 
-def wait_for(signal, timeout_ms: int = 600_000) -> list:
-    """Run the event loop until `signal` fires; returns its arguments."""
-    loop, received = QEventLoop(), []
+def wait_for(signal, failure=None, timeout_ms: int = 600_000) -> list:
+    """Run the event loop until `signal` fires; returns its arguments. Raises when `failure`
+    (a signal carrying a message) fires first, or on timeout."""
+    loop, received, fired, failed = QEventLoop(), [], [], []
 
     def on_signal(*args):
         received.extend(args)
+        fired.append(True)
+        loop.quit()
+
+    def on_failure(message):
+        failed.append(message)
         loop.quit()
 
     signal.connect(on_signal)
+    if failure is not None:
+        failure.connect(on_failure)
     QTimer.singleShot(timeout_ms, loop.quit)
     loop.exec()
     signal.disconnect(on_signal)
+    if failure is not None:
+        failure.disconnect(on_failure)
+    if failed or not fired:
+        raise RuntimeError(failed[0] if failed else "timed out waiting for the window")
     return received
 
 
@@ -91,16 +103,16 @@ def main() -> None:
     window.show()
     wait_for(window.engine_ready)
     window.open_photo(str(SAMPLE))
-    wait_for(window.photo_opened)
+    wait_for(window.photo_opened, window.job_failed)
 
     # 1. Photo, result, and both overlays.
     window.overlay_panel.blur_opacity.slider.setValue(55)
     window.analyse_action.trigger()
-    wait_for(window.maps_changed)
+    wait_for(window.maps_changed, window.job_failed)
     window.overlay_panel.blur_check.setChecked(True)
     window.overlay_panel.motion_lines_check.setChecked(True)
     window.deblur_action.trigger()
-    wait_for(window.deblur_finished)
+    wait_for(window.deblur_finished, window.job_failed)
     window.view.before.hovered.emit(QPointF(250, 200))
     settle()
     save(window, "main_overlays.png")
@@ -148,7 +160,7 @@ def main() -> None:
     settle(100)
     save(dialog, "batch_dialog.png")
     dialog.cancel_button.click()
-    wait_for(dialog.batch_cancelled)
+    wait_for(dialog.batch_cancelled, dialog.batch_failed)
     dialog.reject()
     window.close()
     shutil.rmtree(scratch, ignore_errors=True)

@@ -5,10 +5,16 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 from deblurstudio.core.errors import DeblurStudioError
-from training.data import PairedDataset, SyntheticBlurDataset, UnpairedDataset, layouts, splits
+from training.data import (
+    PairedDataset,
+    SyntheticBlurDataset,
+    UnpairedDataset,
+    data_loader,
+    layouts,
+    splits,
+)
 from training.data.layouts import find_object_regions, load_cutout
 
 CROP = 32
@@ -201,7 +207,7 @@ def test_val_samples_are_identical_across_calls_and_train_samples_vary(data_root
 def test_dataloader_workers_draw_different_samples(data_root):
     dataset = SyntheticBlurDataset(data_root, crop=CROP, kinds={"global": 1}, length=8)
     dataset[0]  # the parent process's generator exists before the workers fork
-    loader = DataLoader(dataset, batch_size=2, num_workers=2)
+    loader = data_loader(dataset, workers=2, batch_size=2)
     batches = list(loader)
     assert len(batches) == 4 and batches[0]["blurred"].shape == (2, 3, CROP, CROP)
     assert batches[0]["kind"] == ["global", "global"]

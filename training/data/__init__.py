@@ -2,7 +2,18 @@
 layouts of public deblurring sets (``layouts``) and the fixed validation split of the shared data
 (``splits``)."""
 
-from training.data.datasets import PairedDataset, SyntheticBlurDataset, UnpairedDataset
+from training.data.datasets import (
+    PairedDataset,
+    SyntheticBlurDataset,
+    UnpairedDataset,
+    data_loader,
+)
 from training.data.splits import VALIDATION_SPLIT
 
-__all__ = ["PairedDataset", "SyntheticBlurDataset", "UnpairedDataset", "VALIDATION_SPLIT"]
+__all__ = [
+    "PairedDataset",
+    "SyntheticBlurDataset",
+    "UnpairedDataset",
+    "VALIDATION_SPLIT",
+    "data_loader",
+]

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, get_worker_info
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from deblurstudio.core.errors import DeblurStudioError
 from deblurstudio.core.imageio import read_image
@@ -496,3 +496,18 @@ class PairedDataset(_Seeded, Dataset):
             item["blur_mask"] = _chw(images[2])
         item["kind"] = self.kind
         return item
+
+
+def data_loader(dataset: Dataset, *, workers: int, **options: Any) -> DataLoader:
+    """A DataLoader over `dataset` whose `workers` processes start from a fork server.
+
+    Forking the training (or test) process itself would copy its threads' locks (torch's and
+    OpenCV's thread pools, Qt, a pin-memory thread) in whatever state they are; a worker that
+    inherits one held waits forever (seen as a DataLoader that never yields, in CI). A fork server
+    is a fresh single-threaded process, so workers start clean, at the price of importing torch
+    once per worker. `options` are DataLoader's other arguments.
+    """
+    if workers > 0:
+        options.setdefault("multiprocessing_context", "forkserver")
+        options.setdefault("persistent_workers", True)
+    return DataLoader(dataset, num_workers=workers, **options)
