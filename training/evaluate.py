@@ -33,6 +33,22 @@ from training.metrics import blur_mask_iou, endpoint_error, psnr, ssim
 
 MOVING_PX = 1.0  # motion at least this long (px) counts as "moving" in the motion scores
 
+# The conditions the shipped models' targets are stated for, as overrides of the synthetic
+# validation split: camera shake at 1 % noise, Local Blur Synthesis, sharp photos (nothing to
+# do), straight-line camera motion (exact ground-truth motion everywhere). No JPEG step, so each
+# condition is what its name says.
+SUITES: dict[str, dict[str, Any]] = {
+    "global": {"kinds": {"global": 1.0}, "noise_sigma": (0.01, 0.01), "jpeg_probability": 0.0},
+    "local": {"kinds": {"local": 1.0}, "noise_sigma": (0.0, 0.0), "jpeg_probability": 0.0},
+    "sharp": {"kinds": {"sharp": 1.0}, "noise_sigma": (0.0, 0.0), "jpeg_probability": 0.0},
+    "linear": {
+        "kinds": {"global": 1.0},
+        "linear_probability": 1.0,
+        "noise_sigma": (0.0, 0.0),
+        "jpeg_probability": 0.0,
+    },
+}
+
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Move a sample or batch's tensors to `device` (non-tensors such as "kind" stay)."""
@@ -215,6 +231,15 @@ def format_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def suites_for(model: nn.Module) -> tuple[str, ...]:
+    """The SUITES a network's targets are scored on."""
+    if is_motion_net(model):
+        return ("linear", "local")
+    if model.needs_reference:
+        return ("global", "local")
+    return ("global", "local", "sharp")
+
+
 def load_samples(
     model: nn.Module,
     *,
@@ -223,6 +248,7 @@ def load_samples(
     layout: str | None,
     samples: int,
     crop: int | None,
+    suite: str | None = None,
 ) -> list[dict[str, Any]]:
     """The first `samples` samples of the synthetic split or of a paired public layout.
 
@@ -233,6 +259,7 @@ def load_samples(
         layout: "NAME:PATH" of a paired layout (gopro, reds, lode, realblur, hide) or None.
         samples: how many.
         crop: sample side in px; None = 256 for synthetic data, whole images for a layout.
+        suite: a SUITES condition for the synthetic samples (None: the training mix).
     """
     if layout is not None:
         name, _, root = layout.partition(":")
@@ -244,6 +271,7 @@ def load_samples(
             crop=crop or 256,
             length=samples,
             with_reference=bool(getattr(model, "needs_reference", False)),
+            **(SUITES[suite] if suite is not None else {}),
         )
     return [dataset[index] for index in range(min(samples, len(dataset)))]
 
@@ -258,6 +286,9 @@ def main(argv: list[str] | None = None) -> None:
         "--split", default="val", help="val (default) or train; with --layout its split folder"
     )
     parser.add_argument("--layout", help="NAME:PATH of a paired public dataset (e.g. gopro:/d)")
+    parser.add_argument(
+        "--suite", choices=sorted(SUITES), help="one target condition instead of the training mix"
+    )
     parser.add_argument("--samples", type=int, default=32)
     parser.add_argument(
         "--crop", type=int, help="sample side, px (default: 256 synthetic, whole layout images)"
@@ -273,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
             layout=args.layout,
             samples=args.samples,
             crop=args.crop,
+            suite=args.suite,
         )
     except (CheckpointError, DeblurStudioError) as exc:
         print(f"error: {exc}", file=sys.stderr)

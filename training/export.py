@@ -31,7 +31,7 @@ from training.data.splits import (
     UNPAIRED_BLURRED_DIRS,
     VALIDATION_SPLIT,
 )
-from training.evaluate import evaluate
+from training.evaluate import evaluate, load_samples, suites_for
 from training.train import BEST, CONFIG_NAME, LAST, build_val_samples, load_config
 
 MAX_CHECKPOINT_BYTES = 25 * 1024 * 1024
@@ -124,8 +124,9 @@ def export_run(
         task: "deblur" | "reference" | "motion".
         title, description: shown in the app.
         checkpoint: "best" or "last".
-        evaluate_samples: score this many validation samples for the card; 0 = use the run's
-            last validation scores.
+        evaluate_samples: score this many validation samples of the training mix for the card's
+            "metrics", and as many of each target condition (evaluate.SUITES, 256 px) for its
+            "targets"; 0 = the run's last validation scores and no targets.
         data_root: data for that evaluation (default: the run's own data root).
         models_dir: destination folder (default: resources/models of this repository).
         role: default role to claim if still free (default: the task's own role).
@@ -162,8 +163,24 @@ def export_run(
             {**config, "train": {**config["train"], "val_samples": evaluate_samples}}, data_root
         )
         metrics = evaluate(model, samples, device)
+        targets = {
+            suite: evaluate(
+                model,
+                load_samples(
+                    model,
+                    data_root=data_root,
+                    split="val",
+                    layout=None,
+                    samples=evaluate_samples,
+                    crop=None,
+                    suite=suite,
+                ),
+                device,
+            )
+            for suite in suites_for(model)
+        }
     else:
-        metrics = dict(state.get("validation") or {})
+        metrics, targets = dict(state.get("validation") or {}), {}
     card = {
         "task": task,
         "title": title,
@@ -175,6 +192,7 @@ def export_run(
         "training_hours": round(float(state.get("train_seconds", 0.0)) / 3600, 3),
         "config_digest": hashlib.sha256(config_text.encode("utf-8")).hexdigest(),
         "metrics": metrics,
+        "targets": targets,
     }
     file_name = f"{model_id}.safetensors"
     save_checkpoint(models_dir / file_name, model.cpu(), card)

@@ -313,7 +313,13 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from deblurstudio.core.modelstore import ROLES, default_model_id, list_models, model_dirs
+    from deblurstudio.core.modelstore import (
+        ROLES,
+        card_fields,
+        default_model_id,
+        list_models,
+        model_dirs,
+    )
 
     entries = list_models()
     defaults = {}
@@ -340,32 +346,10 @@ def _models(args: argparse.Namespace) -> int:
         print(f"{entry.id}  [{entry.task}, {entry.arch}]"
               + (f"  default for: {', '.join(roles)}" if roles else ""))
         print(f"    {entry.title}" + (f" — {entry.description}" if entry.description else ""))
-        for line in _card_lines(entry.card):
-            print(f"    {line}")
+        for label, text in card_fields(entry.card):
+            print(f"    {label}: {text}")
         print(f"    file: {entry.path}")
     return EXIT_OK
-
-
-def _card_lines(card: dict[str, Any]) -> list[str]:
-    """The model card, one line per field, in a stable order."""
-    labels = {"trained_on": "trained on", "validation_split": "validation", "steps": "steps",
-              "hardware": "hardware", "training_hours": "training hours",
-              "config_digest": "config", "metrics": "metrics"}
-    lines = []
-    for key, label in labels.items():
-        value = card.get(key)
-        if value in (None, "", [], {}):
-            continue
-        if isinstance(value, list):
-            value = "; ".join(str(v) for v in value)
-        elif isinstance(value, dict):
-            value = ", ".join(f"{k} {_number(v)}" for k, v in value.items())
-        lines.append(f"{label}: {_number(value)}")
-    return lines
-
-
-def _number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _bench(args: argparse.Namespace) -> int:

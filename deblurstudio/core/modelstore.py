@@ -94,6 +94,42 @@ class _Folder:
     missing: dict[str, tuple[Path, str]]
 
 
+_CARD_LABELS = {
+    "trained_on": "trained on",
+    "validation_split": "validation",
+    "steps": "steps",
+    "hardware": "hardware",
+    "training_hours": "training hours",
+    "config_digest": "config",
+    "metrics": "validation scores",
+}
+
+
+def _card_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "; ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_card_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def card_fields(card: dict[str, Any]) -> list[tuple[str, str]]:
+    """A model card as (label, text) rows in a stable order, for the CLI and the GUI: the
+    training facts, the validation scores on the training mix, then one row per target
+    condition ("targets": {condition: scores})."""
+    rows = [
+        (label, _card_value(card[key]))
+        for key, label in _CARD_LABELS.items()
+        if card.get(key) not in (None, "", [], {})
+    ]
+    targets = card.get("targets")
+    if isinstance(targets, dict):
+        rows += [(f"scores, {suite}", _card_value(scores)) for suite, scores in targets.items()]
+    return rows
+
+
 def resources_dir() -> Path:
     """The bundled resources folder (inside the PyInstaller bundle when frozen)."""
     frozen_root = getattr(sys, "_MEIPASS", None)

@@ -199,22 +199,10 @@ class ModelPanel(QWidget):
 
 def model_card_html(entry) -> str:
     """The model card of a `modelstore.ModelEntry` as short HTML."""
-    card = entry.card or {}
-    rows = [
-        ("Architecture", entry.arch),
-        ("Task", entry.task),
-        ("Trained on", ", ".join(card.get("trained_on", [])) or "—"),
-        ("Validation", card.get("validation_split", "—")),
-        ("Steps", card.get("steps", "—")),
-        ("Hardware", card.get("hardware", "—")),
-        ("Training hours", card.get("training_hours", "—")),
-    ]
-    metrics = card.get("metrics", {})
-    if isinstance(metrics, dict):
-        rows += [
-            (name, f"{value:.4g}" if isinstance(value, float) else value)
-            for name, value in metrics.items()
-        ]
+    # The engine has imported torch (and with it the model store) before any entry exists.
+    from deblurstudio.core.modelstore import card_fields
+
+    rows = [("architecture", entry.arch), ("task", entry.task), *card_fields(entry.card or {})]
     rows.append(("File", os.fspath(entry.path)))
     table = "".join(
         f"<tr><td><b>{html.escape(str(k))}</b>&nbsp;</td><td>{html.escape(str(v))}</td></tr>"

@@ -112,3 +112,20 @@ def test_resources_inside_a_pyinstaller_bundle(tmp_path, monkeypatch):
     )
     monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
     assert modelstore.resources_dir() == tmp_path / "resources"
+
+
+def test_card_fields_show_training_facts_then_one_row_per_target_condition():
+    card = {
+        "steps": 1200,
+        "trained_on": ["photos/bsds500_train", "camvid/train"],
+        "metrics": {"output_psnr": 27.123456},
+        "targets": {"global": {"input_psnr": 24.0, "output_psnr": 27.5}, "sharp": {"x": 1}},
+    }
+    rows = modelstore.card_fields(card)
+    assert rows == [
+        ("trained on", "photos/bsds500_train; camvid/train"),
+        ("steps", "1200"),
+        ("validation scores", "output_psnr 27.12"),
+        ("scores, global", "input_psnr 24, output_psnr 27.5"),
+        ("scores, sharp", "x 1"),
+    ]

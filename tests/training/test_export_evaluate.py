@@ -251,6 +251,11 @@ def test_export_writes_a_loadable_checkpoint_with_its_card_and_updates_the_manif
     assert card["steps"] == 2 and card["task"] == "deblur"
     assert card["config_digest"] == hashlib.sha256((run_dir / CONFIG_NAME).read_bytes()).hexdigest()
     assert card["metrics"]["samples"] == 2 and card["metrics"]["output_psnr"] > 0
+    # The target conditions, scored separately: camera shake, local blur, sharp photos.
+    assert set(card["targets"]) == {"global", "local", "sharp"}
+    assert card["targets"]["sharp"]["input_psnr"] == PSNR_CAP_DB  # nothing to do there
+    assert card["targets"]["global"]["input_psnr"] < 40  # really blurred, with noise
+    assert "output_psnr_moving" in card["targets"]["local"]
     assert "photos/bsds500_train" in card["trained_on"]
     assert "bsds500_test" in card["validation_split"]
     assert card["hardware"] and card["training_hours"] >= 0
