@@ -11,7 +11,8 @@ class DeblurStudioError(Exception):
 
 
 class ImageReadError(DeblurStudioError):
-    """A file that cannot be read as an image (missing, unreadable, truncated, not an image, too big)."""
+    """A file that cannot be read as an image (missing, unreadable, truncated, not an image,
+    too big)."""
 
     def __init__(self, path: str | os.PathLike, reason: str):
         self.path = os.fspath(path)

@@ -87,7 +87,9 @@ def read_checkpoint_info(path: str | os.PathLike) -> CheckpointInfo:
             format_version=int(metadata.get("format_version", "0")),
         )
     except (KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path}: checkpoint header lacks architecture metadata ({exc})") from None
+        raise CheckpointError(
+            f"{path}: checkpoint header lacks architecture metadata ({exc})"
+        ) from None
     if info.arch not in ARCHS:
         raise CheckpointError(f"{path}: unknown architecture '{info.arch}'")
     if info.format_version > FORMAT_VERSION:
@@ -112,5 +114,7 @@ def load_checkpoint(
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first_line = str(exc).splitlines()[1:2] or [str(exc)]
-        raise CheckpointError(f"{path}: weights do not fit '{info.arch}' ({first_line[0].strip()})") from None
+        raise CheckpointError(
+            f"{path}: weights do not fit '{info.arch}' ({first_line[0].strip()})"
+        ) from None
     return model.to(device).eval(), info

@@ -30,7 +30,8 @@ def build(arch: str, **kwargs: Any) -> nn.Module:
     try:
         constructor = ARCHS[arch]
     except KeyError:
-        raise ValueError(f"unknown architecture '{arch}' (known: {', '.join(sorted(ARCHS))})") from None
+        known = ", ".join(sorted(ARCHS))
+        raise ValueError(f"unknown architecture '{arch}' (known: {known})") from None
     model = constructor(**kwargs)
     model.arch_id = arch
     model.arch_kwargs = dict(kwargs)
