@@ -119,8 +119,26 @@ def test_bladenet_stages_each_lower_their_own_loss():
     # "main" keeps the LBP net fixed (weights; BatchNorm statistics may move).
     weights = [p for p in trainer.nets["model"].perception.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(after_lbp, weights, strict=True))
-    joint = [trainer.train_step(batch, step) for step in range(20, 22)]
-    assert {"mse", "bce"} <= set(joint[0]) and "dice" in joint[1]  # odd steps: local stream
+    joint = trainer.train_step(batch, 20)
+    assert {"mse", "bce", "dice"} <= set(joint)
+    # DICE only where Local Blur Synthesis gave a mask: not on camera-shake samples.
+    assert "dice" not in trainer.train_step({**batch, "kind": ["global", "global"]}, 21)
+
+
+def test_bladenet_steps_see_both_streams_in_one_batch():
+    """BatchNorm normalises per batch: a batch of one stream only would hide how blurred it is."""
+
+    class Streams:
+        def next(self, name):
+            kind = {"global": "global", "local": "local"}[name]
+            return {"blurred": torch.full((2, 3, 4, 4), len(kind) / 10), "kind": [kind, kind]}
+
+    trainer = make_trainer(tiny("bladenet"), CPU, total_steps=3)
+    for step in range(3):
+        batch = trainer.next_batch(Streams(), step)
+        assert batch["kind"] == ["global", "global", "local", "local"]
+        assert batch["blurred"].shape == (4, 3, 4, 4)
+        assert torch.equal(batch["blurred"][2:], torch.full((2, 3, 4, 4), 0.5))
 
 
 def test_motion_trainer_supervised_lowers_end_point_error():
