@@ -130,13 +130,33 @@ def kernel_prior_loss(
     return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
-def motion_epe_loss(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
-    """Supervised end-point error in px over pixels with a known linear motion (sign-ambiguous).
+def _doubled_angle(motion: Tensor) -> Tensor:
+    """(dx, dy) = r·(cos θ, sin θ) → r·(cos 2θ, sin 2θ): the same for m and −m, length kept."""
+    dx, dy = motion[:, :1].float(), motion[:, 1:2].float()
+    length = torch.sqrt(dx * dx + dy * dy + 1e-6)
+    return torch.cat([(dx * dx - dy * dy) / length, 2 * dx * dy / length], dim=1)
 
+
+def motion_axis_loss(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """Supervised motion loss in px over pixels with a known linear motion, sign-free.
+
+    The distance between the doubled-angle vectors of prediction and truth: 0 for ±target, |target|
+    for the zero field, about the end-point error otherwise. Why not the metric itself,
+    min(|p − t|, |p + t|): near the zero field each pixel is pulled towards whichever of ±t its
+    current output happens to be closer to, and a convolutional net's smooth output cannot follow
+    those random signs, so the pulls cancel. Measured: 5000 CPU steps at learning rates 1e-4 and
+    1e-3 stayed at the zero field (validation EPE 1.40 px, the zero field's 1.40 px). The
+    reblur term cannot help there either: blurring along m and −m is the same, so its gradient
+    at m = 0 vanishes. In doubled-angle space ±t are one point, and every pixel pulls the same way.
     Images without any valid pixel do not count; 0 when the batch has none.
     """
-    per_image = endpoint_error(pred, target, valid)
-    known = ~torch.isnan(per_image)
+    distance = torch.sqrt(
+        ((_doubled_angle(pred) - _doubled_angle(target)) ** 2).sum(1, keepdim=True) + 1e-12
+    )
+    weight = valid.float()
+    total = weight.flatten(1).sum(1)
+    per_image = (distance * weight).flatten(1).sum(1) / total.clamp_min(1e-12)
+    known = total > 0
     return per_image[known].mean() if known.any() else per_image.new_zeros(())
 
 

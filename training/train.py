@@ -55,7 +55,7 @@ from training.losses import (
     fft_loss,
     kernel_prior_loss,
     lsgan_loss,
-    motion_epe_loss,
+    motion_axis_loss,
     reblur_loss,
     relativistic_average_loss,
     structure_loss,
@@ -618,8 +618,8 @@ class BladeNetTrainer(Trainer):
 class MotionTrainer(Trainer):
     """NeurMAP's motion-estimation network (paper 002).
 
-    Supervised part, on synthetic pairs: epe·EPE(M(B), motion) over motion_valid (sign-
-    ambiguous), kernel_prior·(M(S) → 0 field), tv·TV of both maps, reblur·L1(reblur(S, M(B)), B).
+    Supervised part, on synthetic pairs: motion·motion_axis_loss(M(B), motion) over motion_valid
+    (sign-free), kernel_prior·(M(S) → 0 field), tv·TV of both maps, reblur·L1(reblur(S, M(B)), B).
 
     Optional unpaired MAP part (`neurmap.deblur: {arch, kwargs}` configured): a deblurring
     backbone G and an LSGAN natural-image PatchDiscriminator D join, trained on the unpaired
@@ -670,18 +670,18 @@ class MotionTrainer(Trainer):
 
     def _supervised_terms(self, batch, motion_blurred, motion_sharp):
         w = self.weights
-        epe = motion_epe_loss(motion_blurred, batch["motion"], batch["motion_valid"])
+        motion = motion_axis_loss(motion_blurred, batch["motion"], batch["motion_valid"])
         prior = kernel_prior_loss(self.max_length, sharp=motion_sharp)
         tv = tv_loss(motion_blurred.float()) + tv_loss(motion_sharp.float())
         reblur = reblur_loss(batch["sharp"], motion_blurred, batch["blurred"], self.reblur_steps)
         loss = (
-            w.get("epe", 1.0) * epe
+            w.get("motion", 1.0) * motion
             + w.get("kernel_prior", 0.0) * prior
             + w.get("tv", 0.0) * tv
             + w.get("reblur", 0.0) * reblur
         )
         parts = {
-            "epe": epe.item(),
+            "motion": motion.item(),
             "kernel_prior": prior.item(),
             "tv": tv.item(),
             "reblur": reblur.item(),

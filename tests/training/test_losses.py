@@ -14,7 +14,7 @@ from training.losses import (
     fft_loss,
     kernel_prior_loss,
     lsgan_loss,
-    motion_epe_loss,
+    motion_axis_loss,
     reblur_loss,
     relativistic_average_loss,
     structure_loss,
@@ -101,18 +101,18 @@ def test_kernel_prior_terms():
     assert not loss.requires_grad
 
 
-def test_motion_epe_loss_is_sign_ambiguous_and_differentiable_at_zero_error():
+def test_motion_axis_loss_is_sign_ambiguous_and_differentiable_at_zero_error():
     target = torch.zeros(1, 2, 4, 4)
     target[:, 0] = 3.0
     target[:, 1] = -4.0
     valid = torch.ones(1, 1, 4, 4)
-    assert motion_epe_loss(-target, target, valid).item() == pytest.approx(0.0, abs=1e-5)
-    assert motion_epe_loss(torch.zeros_like(target), target, valid).item() == pytest.approx(5.0)
+    assert motion_axis_loss(-target, target, valid).item() == pytest.approx(0.0, abs=1e-5)
+    assert motion_axis_loss(torch.zeros_like(target), target, valid).item() == pytest.approx(5.0)
     pred = target.clone().requires_grad_(True)
-    motion_epe_loss(pred, target, valid).backward()
+    motion_axis_loss(pred, target, valid).backward()
     assert torch.isfinite(pred.grad).all()
     # A batch without known motion contributes nothing.
-    assert motion_epe_loss(pred, target, torch.zeros_like(valid)).item() == 0.0
+    assert motion_axis_loss(pred, target, torch.zeros_like(valid)).item() == 0.0
 
 
 def test_reblur_loss_prefers_the_true_motion_of_either_sign(photo):

@@ -146,7 +146,7 @@ def test_motion_trainer_supervised_lowers_end_point_error():
     config = tiny("motion", neurmap={"deblur": None}, train={"lr": 3e-3})
     trainer = make_trainer(config, CPU, total_steps=15)
     assert set(trainer.nets) == {"model"}
-    epe = [r["epe"] for r in run(trainer, fixed_batch(), 15)]
+    epe = [r["motion"] for r in run(trainer, fixed_batch(), 15)]
     assert epe[-1] < 0.8 * epe[0]
 
 
