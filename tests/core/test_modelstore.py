@@ -67,6 +67,8 @@ def test_missing_checkpoint_says_how_to_train_one(tiny_models, tmp_path, monkeyp
     manifest = json.loads((tiny_models / "manifest.json").read_text())
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))  # lists files that are absent
     monkeypatch.setenv(modelstore.MODELS_DIR_ENV, str(tmp_path))
+    # Hermetic: the motion model shipped in resources/models must not be found either.
+    monkeypatch.setattr(modelstore, "resources_dir", lambda: tmp_path / "no_resources")
     with pytest.raises(ModelNotFoundError) as caught:
         modelstore.load_model("motion", torch.device("cpu"))
     message = str(caught.value)

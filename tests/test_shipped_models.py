@@ -1,0 +1,61 @@
+"""The checkpoints the app ships in resources/models: a user who installs DeblurStudio gets these.
+
+Unlike the rest of the suite (tiny random-weight models), these tests load the real trained files:
+every role has a default that loads, each file and the whole set stay small enough to commit, each
+model card says what the model was trained on and how it scored, and the default model really
+deblurs the bundled sample photo (the check `deblurstudio --self-test` runs).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from deblurstudio.core import modelstore
+from deblurstudio.core.selftest import run_self_test
+
+MODELS = modelstore.resources_dir() / "models"
+MAX_FILE_BYTES = 25 * 2**20
+MAX_TOTAL_BYTES = 60 * 2**20
+
+
+@pytest.fixture
+def shipped_only(tmp_path, monkeypatch):
+    """Only resources/models is searched (no user-installed or test models)."""
+    monkeypatch.delenv(modelstore.MODELS_DIR_ENV, raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    modelstore.clear_model_cache()
+    yield
+    modelstore.clear_model_cache()
+
+
+def _manifest() -> dict:
+    return json.loads((MODELS / modelstore.MANIFEST).read_text(encoding="utf-8"))
+
+
+def test_every_role_has_a_shipped_default_within_the_size_limits(shipped_only):
+    manifest = _manifest()
+    assert set(manifest["defaults"]) == set(modelstore.ROLES)
+    files = [MODELS / entry["file"] for entry in manifest["models"].values()]
+    sizes = [path.stat().st_size for path in files]
+    assert all(size <= MAX_FILE_BYTES for size in sizes), dict(zip(files, sizes, strict=True))
+    assert sum(sizes) <= MAX_TOTAL_BYTES
+    for role in modelstore.ROLES:
+        assert modelstore.default_model_id(role) == manifest["defaults"][role]
+
+
+def test_every_model_card_names_its_data_training_and_scores(shipped_only):
+    for model_id, entry in _manifest()["models"].items():
+        card = entry["card"]
+        assert card["trained_on"] and card["validation_split"], model_id
+        assert card["steps"] > 0 and card["training_hours"] > 0, model_id
+        assert card["metrics"]["samples"] > 0, model_id
+        assert card["targets"], f"{model_id}: no scores per target condition"
+
+
+def test_the_default_model_deblurs_the_bundled_sample(shipped_only):
+    report = run_self_test(device="cpu")
+    assert set(report.models) == set(_manifest()["models"])
+    assert report.passed, report.summary()
