@@ -188,6 +188,7 @@ def export_run(
         "trained_on": training_folders(config),
         "validation_split": VALIDATION_SPLIT,
         "steps": int(state["step"]),
+        "started_from": config["train"].get("init_from", "random weights"),
         "hardware": state.get("hardware", "unknown"),
         "training_hours": round(float(state.get("train_seconds", 0.0)) / 3600, 3),
         "config_digest": hashlib.sha256(config_text.encode("utf-8")).hexdigest(),

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from deblurstudio.models.neurmap import reblur
-from training.metrics import endpoint_error
 
 
 def fft_loss(pred: Tensor, target: Tensor) -> Tensor:

@@ -46,7 +46,7 @@ from torch.utils.data import Dataset, Sampler
 from tqdm import tqdm
 
 from deblurstudio.core.devices import physical_cpu_cores
-from deblurstudio.models import build
+from deblurstudio.models import build, load_checkpoint
 from training.data import SyntheticBlurDataset, UnpairedDataset, data_loader
 from training.evaluate import evaluate, to_device
 from training.losses import (
@@ -812,6 +812,18 @@ def _log(run_dir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def _init_weights(model: nn.Module, spec: dict[str, Any], path: str | os.PathLike) -> None:
+    """Copy a checkpoint's weights into `model`, built from `spec` ({arch, kwargs})."""
+    pretrained, info = load_checkpoint(path, "cpu")
+    wanted = (spec["arch"], dict(spec.get("kwargs") or {}))
+    if (info.arch, pretrained.arch_kwargs) != (wanted[0], model.arch_kwargs):
+        raise ValueError(
+            f"{path}: a {info.arch} {pretrained.arch_kwargs} checkpoint cannot start a run of "
+            f"{wanted[0]} {model.arch_kwargs}"
+        )
+    model.load_state_dict(pretrained.state_dict())
+
+
 def train(
     config_path: str | os.PathLike,
     data_root: str | os.PathLike,
@@ -821,6 +833,7 @@ def train(
     steps: int | None = None,
     device: str | None = None,
     stop_at: int | None = None,
+    init_from: str | os.PathLike | None = None,
 ) -> Path:
     """Run (or resume) training; returns the run folder.
 
@@ -833,6 +846,9 @@ def train(
         device: "cpu" | "cuda" | None (CUDA when available).
         stop_at: save and return after this step (continue later with `resume`), e.g. to split
             a long CPU run into sessions; the schedule still spans all steps.
+        init_from: a .safetensors checkpoint (e.g. a shipped model) whose weights the model
+            starts from, for fine-tuning; its architecture and kwargs must be the config's.
+            Ignored when resuming (last.pt has the weights).
     """
     config = load_config(config_path)
     run_dir = Path(run_dir).expanduser()
@@ -860,6 +876,10 @@ def train(
         train_config["steps"] = trainer.total_steps
     start_step, best, drawn, seconds, last_validation = 0, None, {}, 0.0, {}
     last_path = run_dir / LAST
+    if init_from is not None and not resume:
+        _init_weights(trainer.nets["model"], config["model"], init_from)
+        # The run folder's config says where the weights came from (the model card shows it).
+        train_config["init_from"] = str(Path(init_from).resolve())
     if resume:
         if not last_path.is_file():
             raise FileNotFoundError(f"{last_path}: no checkpoint to resume from")
@@ -971,6 +991,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="STEP",
         help="save and exit after this step; continue later with --resume",
     )
+    parser.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start the model from these weights (.safetensors, e.g. a shipped model)",
+    )
     args = parser.parse_args(argv)
     train(
         args.config,
@@ -980,6 +1005,7 @@ def main(argv: list[str] | None = None) -> None:
         steps=args.steps,
         device=args.device,
         stop_at=args.stop_at,
+        init_from=args.init_from,
     )
 
 

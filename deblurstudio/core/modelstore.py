@@ -98,6 +98,7 @@ _CARD_LABELS = {
     "trained_on": "trained on",
     "validation_split": "validation",
     "steps": "steps",
+    "started_from": "started from",
     "hardware": "hardware",
     "training_hours": "training hours",
     "config_digest": "config",
