@@ -812,14 +812,14 @@ def _log(run_dir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _init_weights(model: nn.Module, spec: dict[str, Any], path: str | os.PathLike) -> None:
-    """Copy a checkpoint's weights into `model`, built from `spec` ({arch, kwargs})."""
-    pretrained, info = load_checkpoint(path, "cpu")
-    wanted = (spec["arch"], dict(spec.get("kwargs") or {}))
-    if (info.arch, pretrained.arch_kwargs) != (wanted[0], model.arch_kwargs):
+def _init_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Copy a checkpoint's weights into `model`; both must be the same arch with the same kwargs."""
+    pretrained, _ = load_checkpoint(path, "cpu")
+    found = (pretrained.arch_id, pretrained.arch_kwargs)
+    if found != (model.arch_id, model.arch_kwargs):
         raise ValueError(
-            f"{path}: a {info.arch} {pretrained.arch_kwargs} checkpoint cannot start a run of "
-            f"{wanted[0]} {model.arch_kwargs}"
+            f"{path}: a {found[0]} {found[1]} checkpoint cannot start a run of "
+            f"{model.arch_id} {model.arch_kwargs}"
         )
     model.load_state_dict(pretrained.state_dict())
 
@@ -877,7 +877,7 @@ def train(
     start_step, best, drawn, seconds, last_validation = 0, None, {}, 0.0, {}
     last_path = run_dir / LAST
     if init_from is not None and not resume:
-        _init_weights(trainer.nets["model"], config["model"], init_from)
+        _init_weights(trainer.nets["model"], init_from)
         # The run folder's config says where the weights came from (the model card shows it).
         train_config["init_from"] = str(Path(init_from).resolve())
     if resume:

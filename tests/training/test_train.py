@@ -293,30 +293,22 @@ def test_every_tiny_config_trains_end_to_end(tmp_path, data_root, name):
 def test_a_run_can_start_from_a_shipped_checkpoint(tmp_path, data_root):
     from deblurstudio.models import build, save_checkpoint
 
-    config = load_config(CONFIGS / "tiny_lcnet.yaml")
-    start = build("lcnet", **config["model"]["kwargs"])
-    save_checkpoint(tmp_path / "start.safetensors", start, {})
-    run_dir = train(
-        CONFIGS / "tiny_lcnet.yaml",
-        data_root,
-        tmp_path / "run",
-        steps=1,
-        device="cpu",
-        init_from=tmp_path / "start.safetensors",
-    )
-    trained = torch.load(run_dir / "last.pt", weights_only=True)["nets"]["model"]
-    # One Adam step moves each weight by about the learning rate (1e-3), no more.
-    for name, value in start.state_dict().items():
-        assert (trained[name].float() - value.float()).abs().max() <= 1.1e-3, name
-
-    wider = build("lcnet", width=8, res_blocks=1, lc_blocks=1)
-    save_checkpoint(tmp_path / "wider.safetensors", wider, {})
-    with pytest.raises(ValueError, match="wider.safetensors.*cannot start a run"):
-        train(
+    def train_from(model, name):
+        save_checkpoint(tmp_path / f"{name}.safetensors", model, {})
+        return train(
             CONFIGS / "tiny_lcnet.yaml",
             data_root,
-            tmp_path / "run2",
+            tmp_path / name,
             steps=1,
             device="cpu",
-            init_from=tmp_path / "wider.safetensors",
+            init_from=tmp_path / f"{name}.safetensors",
         )
+
+    start = build("lcnet", **load_config(CONFIGS / "tiny_lcnet.yaml")["model"]["kwargs"])
+    trained = torch.load(train_from(start, "start") / "last.pt", weights_only=True)
+    # One Adam step moves each weight by about the learning rate (1e-3), no more.
+    for name, value in start.state_dict().items():
+        assert (trained["nets"]["model"][name].float() - value.float()).abs().max() <= 1.1e-3, name
+
+    with pytest.raises(ValueError, match="wider.safetensors.*cannot start a run"):
+        train_from(build("lcnet", width=8, res_blocks=1, lc_blocks=1), "wider")
