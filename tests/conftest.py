@@ -3,6 +3,8 @@ import os
 
 import pytest
 
+from tests._models import as_if_trained
+
 # Qt runs headless in every test session; set once, before any test imports PySide6.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Test tensors are tiny: one compute thread each. On a shared, busy CPU, torch's OpenMP threads
@@ -60,6 +62,7 @@ def _tiny_models_dir(tmp_path_factory):
         torch.manual_seed(0)
         for model_id, (arch, task, kwargs) in TINY_MODELS.items():
             model = build(arch, **kwargs)
+            as_if_trained(model)
             _calibrate_batchnorm(model)
             save_checkpoint(folder / f"{model_id}.safetensors", model, card)
             entries[model_id] = {

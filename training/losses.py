@@ -147,6 +147,9 @@ def motion_axis_loss(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     1e-3 stayed at the zero field (validation EPE 1.40 px, the zero field's 1.40 px). The
     reblur term cannot help there either: blurring along m and −m is the same, so its gradient
     at m = 0 vanishes. In doubled-angle space ±t are one point, and every pixel pulls the same way.
+    Its own gradient is small near the zero field too (the doubled-angle map is quadratic within
+    ~1e-3 px of 0), so terms that shrink the field (kernel prior, TV) can trap the net there:
+    measured, with them on a 3500-step run collapsed to exactly zero motion.
     Images without any valid pixel do not count; 0 when the batch has none.
     """
     distance = torch.sqrt(

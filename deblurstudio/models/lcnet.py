@@ -152,6 +152,9 @@ class LCNet(nn.Module):
             if isinstance(module, nn.Conv2d):
                 nn.init.xavier_uniform_(module.weight)
                 nn.init.zeros_(module.bias)
+        # Where the paper is silent: the convolution producing the residual image starts at zero,
+        # so the untrained net returns its input and L1 training starts from "change nothing".
+        nn.init.zeros_(self.decoders[-1][-2].weight)
 
     def forward(self, image: Tensor) -> DeblurOutput:
         """Deblur `image` (N×3×H×W sRGB in [0, 1]); returns DeblurOutput(restored)."""

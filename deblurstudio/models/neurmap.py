@@ -31,6 +31,40 @@ def bound_motion(raw: Tensor, max_length: float) -> Tensor:
     return max_length * raw * torch.rsqrt(1 + raw.pow(2).sum(dim=1, keepdim=True))
 
 
+def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur of N×C×H×W (radius 3σ, image borders repeated)."""
+    radius = max(1, round(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).repeat(image.shape[1], 1, 1, 1)  # C×1×1×K
+    image = F.conv2d(
+        F.pad(image, (radius, radius, 0, 0), mode="replicate"), kernel, groups=image.shape[1]
+    )
+    return F.conv2d(
+        F.pad(image, (0, 0, radius, radius), mode="replicate"),
+        kernel.transpose(-1, -2),
+        groups=image.shape[1],
+    )
+
+
+def contrast_normalize(
+    image: Tensor, detail_sigma: float = 4.0, energy_sigma: float = 8.0
+) -> Tensor:
+    """Local contrast normalisation: the image's detail (image − its Gaussian blur at
+    `detail_sigma`) divided by the local RMS of that detail (Gaussian window `energy_sigma`).
+
+    The blur of a pixel shows in the *relative* strength of its detail along and across the
+    motion, whatever the scene's contrast; a ReLU network cannot easily divide by contrast itself.
+    Measured (1000 CPU steps, linear camera shake, fresh samples each step): on raw sRGB the
+    network stayed at the zero field (validation EPE 9.3 px, zero field 9.5 px); on this input it
+    reached 5.8 px. Computed in float32 whatever the network's precision.
+    """
+    pixels = image.float()
+    detail = pixels - _gaussian_blur(pixels, detail_sigma)
+    energy = _gaussian_blur(detail.pow(2).mean(dim=1, keepdim=True), energy_sigma)
+    return (detail * torch.rsqrt(energy + 1e-4)).to(image.dtype)
+
+
 class MotionNet(nn.Module):
     """Motion-estimation network: image (N×3×H×W sRGB [0, 1]) → motion map (N×2×H×W pixels).
 
@@ -40,6 +74,7 @@ class MotionNet(nn.Module):
     returns to full resolution by depth-to-space (theirs: one more transposed convolution). Their
     size, 16 channels and three residual blocks per level, is the default; their blocks use 5×5
     kernels, ours 3×3 (cheaper on CPU, where the app runs this network for the motion overlay).
+    The network sees `contrast_normalize(image)`, not the raw image (see there why).
 
     Args:
         width: channels at 1/2 resolution (×2, ×4 at 1/4, 1/8).
@@ -75,7 +110,7 @@ class MotionNet(nn.Module):
     def forward(self, image: Tensor) -> Tensor:
         """Returns N×2×H×W motion (dx, dy) in pixels of `image`, length < max_length."""
         check_stride(image, self.stride, "MotionNet")
-        encoded1 = self.encoder1(F.pixel_unshuffle(image, 2))
+        encoded1 = self.encoder1(F.pixel_unshuffle(contrast_normalize(image), 2))
         encoded2 = self.encoder2(encoded1)
         encoded4 = self.encoder4(encoded2)
         decoded = self.merge2(torch.cat([self.up2(encoded4), encoded2], dim=1))

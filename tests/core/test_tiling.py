@@ -7,6 +7,7 @@ from deblurstudio.core.errors import DeblurStudioError
 from deblurstudio.core.pipeline import run
 from deblurstudio.core.tiling import TileBudget, Window, crop_reflect, tiled_apply
 from deblurstudio.models import build
+from tests._models import as_if_trained
 
 TINY_LCNET = {"width": 4, "res_blocks": 1, "lc_blocks": 1}
 
@@ -48,7 +49,7 @@ def test_tiled_output_equals_whole_image_output():
     # Random LCNet's receptive field reaches ~96 px from a tile edge; an overlap of twice that
     # makes tiling exact up to float noise and the floor weight of the outermost pixels.
     torch.manual_seed(0)
-    net = build("lcnet", **TINY_LCNET).eval()
+    net = as_if_trained(build("lcnet", **TINY_LCNET)).eval()
     image = _photo(397, 531)  # not a multiple of the stride: exercises the reflect padding
     budget = TileBudget(384, net.stride, overlap=192)
     tiled = _tiled(net, image, budget)

@@ -42,10 +42,19 @@ def test_outputs_have_input_size_and_valid_ranges():
     assert capabilities == (16, True, False)
 
 
+def test_untrained_net_returns_its_input():
+    # Training starts from "change nothing": the residual head is zero-initialised.
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        torch.testing.assert_close(BladeNet(**TINY).eval()(image).restored, image)
+
+
 def test_given_blur_probability_replaces_the_perception_net():
     torch.manual_seed(0)
     model = BladeNet(**TINY).eval()
     with torch.no_grad():
+        model.deblur.out.weight.normal_()  # as after training: the map then changes the result
         for parameter in model.perception.parameters():
             parameter.fill_(float("nan"))
     image = torch.rand(1, 3, 32, 32)
@@ -101,11 +110,15 @@ def test_training_steps_reduce_loss_through_every_part():
 
     initial = [loss.item() for loss in losses()]
     sum(losses()).backward()
-    # Every weight, the LBP net's and the BSA attention convolutions' included, gets a gradient.
+    optimiser.step()  # the first update moves the zero-initialised residual head
+    optimiser.zero_grad()
+    sum(losses()).backward()
+    # From then on every weight, the LBP net's and the BSA attention convolutions' included, gets
+    # a gradient.
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
     optimiser.step()
-    for _ in range(25):
+    for _ in range(24):
         optimiser.zero_grad()
         sum(losses()).backward()
         optimiser.step()

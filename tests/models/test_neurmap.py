@@ -3,7 +3,13 @@ import torch
 import torch.nn.functional as F
 
 from deblurstudio.models import build, load_checkpoint, save_checkpoint
-from deblurstudio.models.neurmap import MotionNet, PatchDiscriminator, bound_motion, reblur
+from deblurstudio.models.neurmap import (
+    MotionNet,
+    PatchDiscriminator,
+    bound_motion,
+    contrast_normalize,
+    reblur,
+)
 
 TINY = {"width": 4, "blocks": 1}
 
@@ -42,6 +48,20 @@ def test_bounding_keeps_direction_and_is_near_identity_for_small_motion():
     torch.testing.assert_close(bounded[..., 1, 0], 10.0 * raw[..., 1, 0], rtol=1e-3, atol=0)
     assert bounded[..., 2, 0].abs().max() == 0
     assert 9.0 < bounded[..., 0, 0].norm() < 10.0
+
+
+def test_motion_map_does_not_depend_on_exposure_or_contrast():
+    # The network sees contrast-normalised detail: a darker, flatter exposure of the same scene
+    # gets the same motion map (up to the small floor that keeps flat regions finite).
+    torch.manual_seed(0)
+    image = _texture(64, 64)
+    flatter = 0.5 * image + 0.2
+    assert (contrast_normalize(image) - contrast_normalize(flatter)).abs().max() < 0.05
+    assert contrast_normalize(image).abs().mean() > 0.5  # detail kept, not flattened away
+    model = MotionNet(**TINY).eval()
+    with torch.inference_mode():
+        motion, motion_flatter = model(image), model(flatter)
+    assert (motion - motion_flatter).abs().max() < 0.05 * motion.abs().mean()
 
 
 def test_motion_net_rejects_size_not_multiple_of_stride():
