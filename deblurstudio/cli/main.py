@@ -272,7 +272,7 @@ def _analyse(args: argparse.Namespace) -> int:
     blurred = float(np.mean(result.blur_probability >= 0.5))
     summary = f"{args.input}: {100 * blurred:.1f} % of the photo looks blurred"
     if motion is not None:
-        summary += f"; motion up to {visualise.motion_scale(motion):.1f} px"
+        summary += f"; motion up to {visualise.longest_motion(motion):.1f} px"
     print(summary)
     for path in written:
         print(f"wrote {path}")

@@ -61,12 +61,21 @@ def heatmap_legend(steps: int = 256, ticks: int = 5) -> HeatmapLegend:
     )
 
 
-def motion_scale(motion: np.ndarray) -> float:
-    """The default scale of the motion pictures: the longest motion in the map, in pixels (1 px
-    when the map is all zero, so a still photo stays white rather than dividing by zero)."""
+MIN_MOTION_SCALE = 1.0
+"""Smallest default scale of the motion pictures, in pixels: blur under a pixel is not visible."""
+
+
+def longest_motion(motion: np.ndarray) -> float:
+    """The longest motion vector of an H×W×2 map, in pixels (0 for a still map)."""
     motion = np.asarray(motion, dtype=np.float32)
-    longest = float(np.sqrt(np.max(motion[..., 0] ** 2 + motion[..., 1] ** 2, initial=0.0)))
-    return longest if longest > 0.0 else 1.0
+    return float(np.sqrt(np.max(motion[..., 0] ** 2 + motion[..., 1] ** 2, initial=0.0)))
+
+
+def motion_scale(motion: np.ndarray) -> float:
+    """The default scale of the motion pictures: the longest motion in the map, in pixels, but
+    at least MIN_MOTION_SCALE, so a still or nearly still photo stays white and without glyphs
+    instead of sub-pixel noise being stretched to full saturation and full-length lines."""
+    return max(longest_motion(motion), MIN_MOTION_SCALE)
 
 
 def motion_to_color(motion: np.ndarray, max_length: float | None = None) -> np.ndarray:

@@ -82,6 +82,16 @@ def test_default_scale_is_the_longest_motion():
     assert _saturation(visualise.motion_to_color(motion)[5, 5]) == pytest.approx(1.0)
 
 
+def test_sub_pixel_motion_draws_no_lines_and_stays_white():
+    # A motion model that sees no blur returns tiny noise (3e-5 px from the shipped one): the
+    # pictures must not stretch it to full-length lines in one arbitrary direction.
+    motion = _uniform_motion(2e-5, 2e-5)
+    assert visualise.longest_motion(motion) == pytest.approx(np.hypot(2e-5, 2e-5))
+    assert visualise.motion_scale(motion) == visualise.MIN_MOTION_SCALE
+    assert visualise.motion_arrows(motion, spacing=4) == []
+    assert visualise.motion_to_color(motion).min() >= 254
+
+
 def test_colour_wheel_matches_the_motion_colours_and_is_a_disc():
     size, max_length = 65, 8.0
     wheel = visualise.motion_color_wheel(size, max_length)
