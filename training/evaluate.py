@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from deblurstudio.core.errors import DeblurStudioError
 from deblurstudio.models import CheckpointError, load_checkpoint
+from deblurstudio.models.neurmap import motion_from_axis
 from training.data import PairedDataset, SyntheticBlurDataset
 from training.metrics import blur_mask_iou, endpoint_error, psnr, ssim
 
@@ -139,8 +140,8 @@ def _score_motion(scores: _Scores, model: nn.Module, sample: dict) -> None:
         return  # no known linear motion in this sample
     blurred = sample["blurred"]
     height, width = blurred.shape[-2:]
-    motion = model(_pad_to_stride(blurred, int(getattr(model, "stride", 1))))
-    motion = motion[..., :height, :width]
+    axis = model(_pad_to_stride(blurred, int(getattr(model, "stride", 1))))
+    motion = motion_from_axis(axis[..., :height, :width])
     truth, valid = sample["motion"], sample["motion_valid"]
     # Moving: known motion of at least MOVING_PX; there predicting "no blur" is a real error.
     moving = valid * (truth.norm(dim=1, keepdim=True) >= MOVING_PX)

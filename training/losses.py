@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from deblurstudio.models.neurmap import reblur
+from deblurstudio.models.neurmap import doubled_angle, reblur
 
 
 def fft_loss(pred: Tensor, target: Tensor) -> Tensor:
@@ -94,7 +94,8 @@ def kernel_prior_loss(
     blurred_reference: Tensor | None = None,
     unremoved_fraction: float = 0.5,
 ) -> Tensor:
-    """NeurMAP's kernel prior (paper 002, eq. 5) on motion maps in px, normalised by `max_length`.
+    """NeurMAP's kernel prior (paper 002, eq. 5) on the motion network's blur-axis fields in px
+    (their lengths are the motion lengths), normalised by `max_length`.
 
     The paper's equation is missing from the text; its three priors, as the text states them:
 
@@ -108,11 +109,12 @@ def kernel_prior_loss(
       `tv_loss` on the same maps (eq. 6).
     - `deblurred` with `blurred_reference`: the blur a deblurring network left in its output is a
       scaled-down copy of the input's, M(D) ≈ s·M(B) with M(B) held fixed; the paper's s is lost,
-      `unremoved_fraction` = 0.5 is our choice.
+      `unremoved_fraction` = 0.5 is our choice. Compared as axis fields, so the sign of neither
+      matters.
 
     Args:
         max_length: the motion limit m_max in px.
-        sharp, blurred, deblurred, blurred_reference: N×2×H×W motion maps; give any subset.
+        sharp, blurred, deblurred, blurred_reference: N×2×H×W axis fields; give any subset.
         unremoved_fraction: s above.
 
     Returns:
@@ -129,32 +131,27 @@ def kernel_prior_loss(
     return torch.stack(terms).sum() if terms else torch.zeros(())
 
 
-def _doubled_angle(motion: Tensor) -> Tensor:
-    """(dx, dy) = r·(cos θ, sin θ) → r·(cos 2θ, sin 2θ): the same for m and −m, length kept."""
-    dx, dy = motion[:, :1].float(), motion[:, 1:2].float()
-    length = torch.sqrt(dx * dx + dy * dy + 1e-6)
-    return torch.cat([(dx * dx - dy * dy) / length, 2 * dx * dy / length], dim=1)
-
-
-def motion_axis_loss(pred: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+def motion_axis_loss(axis: Tensor, target: Tensor, valid: Tensor) -> Tensor:
     """Supervised motion loss in px over pixels with a known linear motion, sign-free.
 
-    The distance between the doubled-angle vectors of prediction and truth: 0 for ±target, |target|
-    for the zero field, about the end-point error otherwise. Why not the metric itself,
-    min(|p − t|, |p + t|): near the zero field each pixel is pulled towards whichever of ±t its
-    current output happens to be closer to, and a convolutional net's smooth output cannot follow
-    those random signs, so the pulls cancel. Measured: 5000 CPU steps at learning rates 1e-4 and
-    1e-3 stayed at the zero field (validation EPE 1.40 px, the zero field's 1.40 px). The
-    reblur term cannot help there either: blurring along m and −m is the same, so its gradient
-    at m = 0 vanishes. In doubled-angle space ±t are one point, and every pixel pulls the same way.
-    Its own gradient is small near the zero field too (the doubled-angle map is quadratic within
-    ~1e-3 px of 0), so terms that shrink the field (kernel prior, TV) can trap the net there:
-    measured, with them on a 3500-step run collapsed to exactly zero motion.
+    `axis` is the network's blur-axis field (`deblurstudio.models.neurmap.doubled_angle`),
+    `target` the true motion: the mean distance between `axis` and the target's axis field. 0 for
+    ±target, |target| for the zero field, about the end-point error otherwise.
+
+    Why neither the metric itself, min(|p − t|, |p + t|) on a predicted motion p, nor this
+    distance computed from a predicted motion: with the metric, each pixel near the zero field is
+    pulled towards whichever of ±t it happens to be closer to, and a convolutional net's smooth
+    output cannot follow those random signs, so the pulls cancel (measured: 5000 CPU steps at lr
+    1e-4 and 1e-3 stayed at the zero field, validation EPE 1.40 px, the zero field's 1.40 px).
+    Through a predicted motion, the distance's pull on the direction vanishes as |p| → 0, so
+    outputs pointing the wrong way shrink instead of turning, and with zero-motion targets (sharp
+    photos, static backgrounds) every run ended at the zero field. On the axis field the gradient
+    is a unit vector towards the target's axis whatever the output's length. The reblur term
+    cannot help at the zero field: blurring along m and −m is the same, so its gradient vanishes.
     Images without any valid pixel do not count; 0 when the batch has none.
     """
-    distance = torch.sqrt(
-        ((_doubled_angle(pred) - _doubled_angle(target)) ** 2).sum(1, keepdim=True) + 1e-12
-    )
+    difference = axis.float() - doubled_angle(target.float())
+    distance = torch.sqrt((difference**2).sum(1, keepdim=True) + 1e-12)
     weight = valid.float()
     total = weight.flatten(1).sum(1)
     per_image = (distance * weight).flatten(1).sum(1) / total.clamp_min(1e-12)

@@ -5,7 +5,8 @@
     torchrun --nproc-per-node 4 -m training.train ...      # DistributedDataParallel
 
 Config (keys are constructor arguments, BasicSR style):
-    base: other.yaml            optional: deep-merged underneath this file (tiny CI configs)
+    base: other.yaml            optional: deep-merged underneath this file (tiny CI configs;
+                                a `kinds` mix replaces the base's, see REPLACED_MAPPINGS)
     model: {arch, kwargs}       -> deblurstudio.models.build(arch, **kwargs)
     data: {...}                 -> SyntheticBlurDataset(data_root, split, **data)
     streams: {name: {...}}      optional named training streams: `data` with these keys replaced
@@ -47,6 +48,7 @@ from tqdm import tqdm
 
 from deblurstudio.core.devices import physical_cpu_cores
 from deblurstudio.models import build, load_checkpoint
+from deblurstudio.models.neurmap import motion_from_axis
 from training.data import SyntheticBlurDataset, UnpairedDataset, data_loader
 from training.evaluate import evaluate, to_device
 from training.losses import (
@@ -71,10 +73,16 @@ METRICS = "metrics.jsonl"
 # --- configuration ---------------------------------------------------------------------------
 
 
+REPLACED_MAPPINGS = frozenset({"kinds"})
+"""Keys whose mapping an override replaces instead of merging into: a mix of sample kinds is
+one choice (`kinds: {global: 1.0}` means only global blur, not global plus the base's others)."""
+
+
 def _deep_merge(base: dict, override: dict) -> dict:
     merged = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        mergeable = key not in REPLACED_MAPPINGS and isinstance(merged.get(key), dict)
+        if isinstance(value, dict) and mergeable:
             merged[key] = _deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
@@ -440,15 +448,24 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, enabled=self.amp)
 
     def update(self, name: str, loss: Tensor) -> None:
-        """Backpropagate `loss` into net `name` only, clip, and take one optimizer step."""
+        """Backpropagate `loss` into net `name` only, clip, and take one optimizer step.
+
+        Raises:
+            FloatingPointError: a non-finite gradient in full precision (with fp16 the grad
+                scaler skips such steps itself); stepping would turn the weights into NaN.
+        """
         net, optimizer, scaler = self.nets[name], self.optimizers[name], self.scalers[name]
         params = [p for p in net.parameters() if p.requires_grad]
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward(inputs=params)
         scaler.unscale_(optimizer)
         clip = self.train_config.get("grad_clip")
-        if clip:
-            torch.nn.utils.clip_grad_norm_(params, float(clip))
+        norm = torch.nn.utils.clip_grad_norm_(params, float(clip) if clip else math.inf)
+        if not scaler.is_enabled() and not torch.isfinite(norm):
+            raise FloatingPointError(
+                f"net '{name}': gradient norm is {norm.item()} (loss {loss.item()}); "
+                "stopped before the weights became NaN, the last checkpoint is kept"
+            )
         scaler.step(optimizer)
         scaler.update()
 
@@ -621,6 +638,9 @@ class BladeNetTrainer(Trainer):
 class MotionTrainer(Trainer):
     """NeurMAP's motion-estimation network (paper 002).
 
+    M outputs blur-axis fields (see `MotionNet`); priors and TV act on them, reblur on the motion
+    maps `motion_from_axis` gives (TV on motion would penalise the jump between the equal blurs
+    m and −m where the half-angle wraps; the paper's maps are motion).
     Supervised part, on synthetic pairs: motion·motion_axis_loss(M(B), motion) over motion_valid
     (sign-free), kernel_prior·(M(S) → 0 field), tv·TV of both maps, reblur·L1(reblur(S, M(B)), B).
 
@@ -676,7 +696,9 @@ class MotionTrainer(Trainer):
         motion = motion_axis_loss(motion_blurred, batch["motion"], batch["motion_valid"])
         prior = kernel_prior_loss(self.max_length, sharp=motion_sharp)
         tv = tv_loss(motion_blurred.float()) + tv_loss(motion_sharp.float())
-        reblur = reblur_loss(batch["sharp"], motion_blurred, batch["blurred"], self.reblur_steps)
+        reblur = reblur_loss(
+            batch["sharp"], motion_from_axis(motion_blurred), batch["blurred"], self.reblur_steps
+        )
         loss = (
             w.get("motion", 1.0) * motion
             + w.get("kernel_prior", 0.0) * prior
@@ -717,7 +739,10 @@ class MotionTrainer(Trainer):
             )
             loss_m, parts = self._supervised_terms(batch, m_blurred, m_sharp)
             data_m = reblur_loss(
-                deblurred.detach(), m_unpaired - m_deblurred, unpaired_blurred, self.reblur_steps
+                deblurred.detach(),
+                motion_from_axis(m_unpaired) - motion_from_axis(m_deblurred),
+                unpaired_blurred,
+                self.reblur_steps,
             )
             prior_m = kernel_prior_loss(
                 self.max_length,
@@ -741,7 +766,10 @@ class MotionTrainer(Trainer):
             m_restored = self.nets["model"](deblurred)
             content = F.l1_loss(restored_paired.float(), batch["sharp"].float())
             data_g = reblur_loss(
-                deblurred, m_unpaired.detach() - m_restored, unpaired_blurred, self.reblur_steps
+                deblurred,
+                motion_from_axis(m_unpaired.detach()) - motion_from_axis(m_restored),
+                unpaired_blurred,
+                self.reblur_steps,
             )
             sharp_prior = kernel_prior_loss(self.max_length, sharp=m_restored)
             adversarial = lsgan_loss(self.nets["discriminator"](deblurred), True)

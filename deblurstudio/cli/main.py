@@ -222,7 +222,7 @@ def _deblur(args: argparse.Namespace) -> int:
 
     request = DeblurRequest(
         image=photo.pixels, model_id=model_id, mask=mask, reference=reference,
-        device=args.device, tile=args.tile, precision=args.precision,
+        device=args.device, tile=args.tile, precision=args.precision, maps=False,
     )
     result = _drive(deblur(request, _token()), args.input.name)
     imageio.write_image(args.output, dataclasses.replace(photo, pixels=result.restored))

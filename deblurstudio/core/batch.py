@@ -286,6 +286,7 @@ def batch(
                 DeblurRequest(
                     image=photo.pixels, model_id=model_id, reference=reference,
                     device=request.device, tile=request.tile, precision=request.precision,
+                    maps=False,
                 ),
                 token,
             )
@@ -405,7 +406,7 @@ def _rehearse(
     run(deblur(DeblurRequest(
         image=blank, model_id=model_id,
         reference=None if reference is None else reference[:_REHEARSAL_SIDE, :_REHEARSAL_SIDE],
-        device=request.device, tile=request.tile, precision=request.precision,
+        device=request.device, tile=request.tile, precision=request.precision, maps=False,
     ), token))
 
 

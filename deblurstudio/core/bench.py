@@ -50,9 +50,11 @@ class BenchResult:
         model_id, arch: the model. device: torch device string. dtype: e.g. "float32".
         threads: torch intra-op threads (CPU).
         width, height: the synthetic photo deblurred end to end, in pixels.
-        seconds: wall time of that deblur through the pipeline (tiling, blending, and the blur
-            and motion maps the pipeline computes with it).
-        peak_memory_bytes: see the module docstring; None when unknown.
+        seconds: wall time of that deblur through the pipeline (tiling, blending), restored
+            photo only, as the CLI's deblur and the batch run it.
+        seconds_with_maps: the same deblur with the maps the GUI overlays (blur probability,
+            motion), as the GUI runs it.
+        peak_memory_bytes: of the deblur with maps; see the module docstring; None when unknown.
         tile: side of the square tile the forward pass was measured on, in pixels.
         tile_flops: FLOPs of one forward pass on that tile.
         tile_seconds: best wall time of that forward pass.
@@ -67,6 +69,7 @@ class BenchResult:
     width: int
     height: int
     seconds: float
+    seconds_with_maps: float
     peak_memory_bytes: int | None
     tile: int
     tile_flops: float
@@ -76,6 +79,10 @@ class BenchResult:
     @property
     def megapixels_per_second(self) -> float:
         return self.width * self.height / 1e6 / self.seconds
+
+    @property
+    def megapixels_per_second_with_maps(self) -> float:
+        return self.width * self.height / 1e6 / self.seconds_with_maps
 
     @property
     def flops_per_second(self) -> float:
@@ -230,17 +237,19 @@ def bench_model(
     image = synthetic_photo(megapixels)
     height, width = image.shape[:2]
 
-    def request(pixels: np.ndarray) -> DeblurRequest:
-        return DeblurRequest(
-            image=pixels, model_id=model_id, device=device, tile=tile, precision=precision
-        )
-
-    run(deblur(request(synthetic_photo(0.05, seed=1)), CancelToken()))
-    with PeakMemory(torch_device) as peak:
+    def timed_deblur(pixels: np.ndarray, maps: bool) -> float:
         started = time.perf_counter()
-        run(deblur(request(image), CancelToken()))
+        run(deblur(DeblurRequest(
+            image=pixels, model_id=model_id, device=device, tile=tile, precision=precision,
+            maps=maps,
+        ), CancelToken()))
         synchronize(torch_device)
-        seconds = time.perf_counter() - started
+        return time.perf_counter() - started
+
+    timed_deblur(synthetic_photo(0.05, seed=1), maps=True)  # loads every model
+    with PeakMemory(torch_device) as peak:
+        seconds_with_maps = timed_deblur(image, maps=True)
+    seconds = timed_deblur(image, maps=False)
 
     model = load_model(model_id, torch_device, dtype)
     stride = model.stride
@@ -256,6 +265,7 @@ def bench_model(
         width=width,
         height=height,
         seconds=seconds,
+        seconds_with_maps=seconds_with_maps,
         peak_memory_bytes=peak.bytes,
         tile=side,
         tile_flops=tile_flops,
@@ -281,14 +291,15 @@ def load_warning() -> str | None:
 
 def format_table(results: list[BenchResult]) -> str:
     """A plain-text table of results, one row per model and device."""
-    header = ("model", "arch", "device", "photo", "MP/s", "peak MB", "tile", "GFLOP/tile",
-              "GFLOP/s", "matmul GFLOP/s", "of matmul")
+    header = ("model", "arch", "device", "photo", "MP/s", "MP/s +maps", "peak MB", "tile",
+              "GFLOP/tile", "GFLOP/s", "matmul GFLOP/s", "of matmul")
     rows = [header]
     for r in results:
         rows.append((
             r.model_id, r.arch, f"{r.device} {r.dtype}" + (
                 f" ×{r.threads}" if r.device == "cpu" else ""),
             f"{r.width}×{r.height}", f"{r.megapixels_per_second:.3g}",
+            f"{r.megapixels_per_second_with_maps:.3g}",
             "?" if r.peak_memory_bytes is None else f"{r.peak_memory_bytes / 2**20:.0f}",
             str(r.tile), f"{r.tile_flops / 1e9:.3g}", f"{r.flops_per_second / 1e9:.3g}",
             f"{r.matmul_flops_per_second / 1e9:.3g}", f"{100 * r.matmul_ratio:.0f} %",

@@ -12,9 +12,10 @@ How the maps of a DeblurResult are made:
     blended across tiles like the image); else (LCNet, reference net) the default deblurring
     model's perceive(), run like analyse() at reduced resolution.
   * motion_map: the default "motion" model at reduced resolution (longest side
-    ANALYSIS_MAX_SIDE), upsampled, vectors scaled to full-resolution pixels; None when no motion
-    model is installed.
+    ANALYSIS_MAX_SIDE), its blur-axis field blended and upsampled, then turned into motion with
+    vectors scaled to full-resolution pixels; None when no motion model is installed.
   * reference_confidence: the reference net's match confidence, blended across tiles.
+A request with maps=False gets none of them and pays for none of that work.
 With a mask, nets with `accepts_blur_probability` get it as their blur-probability input (so the
 mask steers where they work); for every net the feathered mask is the compositing weight.
 With a reference photo, each tile's reference input is the corresponding region of the reference
@@ -50,6 +51,7 @@ from deblurstudio.core.tiling import (
     round_up,
     tiled_apply,
 )
+from deblurstudio.models.neurmap import motion_from_axis
 
 ANALYSIS_MAX_SIDE = 1024  # longest side (px) at which blur perception and motion are estimated
 REFERENCE_SEARCH_MARGIN = 64  # px of reference around each tile searched for matches
@@ -88,6 +90,9 @@ class DeblurRequest:
         device: "auto" | "cpu" | "cuda" | "mps".
         tile: tile side in pixels (0 = choose automatically).
         precision: "auto" | "fp32" | "fp16" | "bf16".
+        maps: also return the maps the GUI overlays (blur probability, motion, reference
+            confidence). Off where only the restored photo is written (CLI deblur, batch): the
+            blur and motion analysis costs about as much again as the fast model's deblurring.
     """
 
     image: np.ndarray
@@ -97,11 +102,13 @@ class DeblurRequest:
     device: str = "auto"
     tile: int = 0
     precision: str = "auto"
+    maps: bool = True
 
 
 @dataclass
 class DeblurResult:
-    """The restored image and the maps the GUI overlays.
+    """The restored image and the maps the GUI overlays (all None when the request asked for
+    no maps).
 
     Attributes:
         restored: float32 RGB H×W×3 in [0, 1].
@@ -112,7 +119,7 @@ class DeblurResult:
     """
 
     restored: np.ndarray
-    blur_probability: np.ndarray
+    blur_probability: np.ndarray | None
     motion_map: np.ndarray | None
     reference_confidence: np.ndarray | None
     model_id: str
@@ -162,11 +169,12 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
         )
     steer = mask is not None and bool(getattr(net, "accepts_blur_probability", False))
     analysis_nets: dict[str, nn.Module] = {}
-    if mask is None and not callable(getattr(net, "perceive", None)):
-        analysis_nets["blur_probability"] = _perception_model(device, dtype)
-    motion_net = _optional_motion_model(device, dtype)
-    if motion_net is not None:
-        analysis_nets["motion"] = motion_net
+    if request.maps:
+        if mask is None and not callable(getattr(net, "perceive", None)):
+            analysis_nets["blur_probability"] = _perception_model(device, dtype)
+        motion_net = _optional_motion_model(device, dtype)
+        if motion_net is not None:
+            analysis_nets["motion"] = motion_net
 
     def deblur_tile(window: Window, crops: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         kwargs = {}
@@ -178,9 +186,9 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
         with torch.inference_mode():
             output = net(to_model_input(crops["image"], device, dtype), **kwargs)
         maps = {"restored": output.restored}
-        if mask is None and output.blur_probability is not None:
+        if request.maps and mask is None and output.blur_probability is not None:
             maps["blur_probability"] = output.blur_probability
-        if output.reference_confidence is not None:
+        if request.maps and output.reference_confidence is not None:
             maps["reference_confidence"] = output.reference_confidence
         return {name: _to_numpy(value) for name, value in maps.items()}
 
@@ -215,6 +223,9 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
     if mask is not None:
         radius = max(MIN_MASK_FEATHER_PX, MASK_FEATHER_FRACTION * max(height, width))
         composite(image, restored, feather(mask, radius), out=restored)
+    if not request.maps:
+        blur_probability = None
+    elif mask is not None:
         blur_probability = mask
     elif "blur_probability" in outputs:
         blur_probability = np.clip(outputs["blur_probability"][..., 0], 0.0, 1.0)
@@ -302,9 +313,13 @@ def _analysis_maps(
     if "blur_probability" in full:
         full["blur_probability"] = np.clip(full["blur_probability"][..., 0], 0.0, 1.0)
     if "motion" in full:
-        # The net measured motion in pixels of the small image.
-        full["motion"][..., 0] *= width / small_w
-        full["motion"][..., 1] *= height / small_h
+        # Tiles were blended and the map resized as a blur-axis field (sign-free, so averaging
+        # is meaningful); the net measured it in pixels of the small image.
+        axis = torch.from_numpy(full["motion"]).permute(2, 0, 1)[None]
+        motion = motion_from_axis(axis)[0].permute(1, 2, 0).numpy()
+        motion[..., 0] *= width / small_w
+        motion[..., 1] *= height / small_h
+        full["motion"] = np.ascontiguousarray(motion)
     return full
 
 

@@ -6,6 +6,11 @@ Motion convention (all of this module): a motion map is N×2×H×W, channels (dx
 the image it belongs to, x to the right and y down. The blur through pixel p is the straight
 segment from p − m/2 to p + m/2 (linear-trajectory kernels, after Gong et al.); m and −m describe
 the same blur, so the sign is ambiguous and losses must not depend on it.
+
+The motion network regresses the sign-free *blur-axis field* instead: a = |m|·(cos 2θ, sin 2θ)
+for m = |m|·(cos θ, sin θ) (`doubled_angle`), the same for m and −m. `motion_from_axis` turns it
+back into a motion map. Axis fields can be averaged and resized; motion maps cannot (the mean of
+m and −m, the same blur, is no blur).
 """
 
 from __future__ import annotations
@@ -29,6 +34,30 @@ def bound_motion(raw: Tensor, max_length: float) -> Tensor:
     small r and tends to length L as |r| grows, so gradients never vanish abruptly as with a clamp.
     """
     return max_length * raw * torch.rsqrt(1 + raw.pow(2).sum(dim=1, keepdim=True))
+
+
+def doubled_angle(motion: Tensor) -> Tensor:
+    """Motion map → blur-axis field: r·(cos θ, sin θ) → r·(cos 2θ, sin 2θ), length kept."""
+    dx, dy = motion[:, :1].float(), motion[:, 1:2].float()
+    length = torch.sqrt(dx * dx + dy * dy + 1e-12)
+    return torch.cat([(dx * dx - dy * dy) / length, 2 * dx * dy / length], dim=1).to(motion.dtype)
+
+
+def motion_from_axis(axis: Tensor) -> Tensor:
+    """Blur-axis field → motion map, the inverse of `doubled_angle` with θ in [−90°, 90°]:
+    the axis's angle halved, its length kept. Differentiable everywhere with finite gradients,
+    also at the zero field and on the axis of vertical blur, where the half angle wraps (there
+    both ±90° give the same blur).
+    """
+    a, b = axis[:, :1].float(), axis[:, 1:2].float()
+    squared = a * a + b * b
+    still = squared == 0
+    # The safe operands keep sqrt and atan2 off 0, whose gradients are infinite there (their
+    # where-masked branch would still turn them into NaN gradients).
+    length = torch.where(still, 0.0, torch.sqrt(torch.where(still, 1.0, squared)))
+    half_angle = 0.5 * torch.atan2(torch.where(still, 0.0, b), torch.where(still, 1.0, a))
+    motion = torch.cat([length * torch.cos(half_angle), length * torch.sin(half_angle)], dim=1)
+    return motion.to(axis.dtype)
 
 
 def _gaussian_blur(image: Tensor, sigma: float) -> Tensor:
@@ -66,7 +95,8 @@ def contrast_normalize(
 
 
 class MotionNet(nn.Module):
-    """Motion-estimation network: image (N×3×H×W sRGB [0, 1]) → motion map (N×2×H×W pixels).
+    """Motion-estimation network: image (N×3×H×W sRGB [0, 1]) → blur-axis field (N×2×H×W
+    pixels; `motion_from_axis` gives the motion map).
 
     The paper does not describe this network. Like the authors' released code, it is a 3-level
     encoder–decoder on a 2× space-to-depth rearrangement of the image, with residual blocks at
@@ -76,10 +106,18 @@ class MotionNet(nn.Module):
     kernels, ours 3×3 (cheaper on CPU, where the app runs this network for the motion overlay).
     The network sees `contrast_normalize(image)`, not the raw image (see there why).
 
+    It outputs the blur-axis field, not the motion, a choice of ours: the paper's network outputs
+    motion and its losses are sign-free, but a sign-free loss on motion has no pull on the
+    direction of a near-zero output (turning m costs nothing in loss as |m| → 0), so a freshly
+    initialised net, whose outputs are near zero, collapses to the zero field. Measured: every
+    CPU run of up to 5000 steps that regressed motion ended at the zero field. A loss on the axis
+    field pulls every output straight towards its target's axis, at any length.
+
     Args:
         width: channels at 1/2 resolution (×2, ×4 at 1/4, 1/8).
         blocks: residual blocks per encoder level.
-        max_length: motion lengths are bounded by this many pixels (see `bound_motion`).
+        max_length: motion lengths (= axis lengths) are bounded by this many pixels (see
+            `bound_motion`).
     """
 
     stride = 8
@@ -108,7 +146,7 @@ class MotionNet(nn.Module):
         self.head = nn.Conv2d(w1, 2 * 4, 3, padding=1)
 
     def forward(self, image: Tensor) -> Tensor:
-        """Returns N×2×H×W motion (dx, dy) in pixels of `image`, length < max_length."""
+        """Returns the N×2×H×W blur-axis field in pixels of `image`, length < max_length."""
         check_stride(image, self.stride, "MotionNet")
         encoded1 = self.encoder1(F.pixel_unshuffle(contrast_normalize(image), 2))
         encoded2 = self.encoder2(encoded1)

@@ -11,6 +11,7 @@ from deblurstudio.core import modelstore
 from deblurstudio.core.cancel import CancelToken
 from deblurstudio.core.errors import Cancelled, DeblurStudioError
 from deblurstudio.core.pipeline import DeblurRequest, analyse, deblur, run
+from deblurstudio.models.neurmap import motion_from_axis
 
 
 def _photo(height, width):
@@ -52,6 +53,20 @@ def test_deblur_returns_the_maps_and_progress_to_one(tiny_models):
     assert sum(p.stage == "deblurring" for p in progress) == 6  # 2×3 tiles of 128 px
     etas = [p.eta_seconds for p in progress if p.stage != "loading model"]
     assert all(eta is not None and eta >= 0 for eta in etas) and etas[-1] == 0
+
+
+@pytest.mark.parametrize("model_id", ["bladenet", "lcnet"])
+def test_deblur_without_maps_restores_the_same_photo_and_skips_the_analysis(
+    tiny_models, model_id
+):
+    image = _photo(150, 230)
+    with_maps = run(deblur(DeblurRequest(image, model_id=model_id, device="cpu"), CancelToken()))
+    progress, result = _drive(
+        deblur(DeblurRequest(image, model_id=model_id, device="cpu", maps=False), CancelToken())
+    )
+    assert np.array_equal(result.restored, with_maps.restored)
+    assert result.blur_probability is None and result.motion_map is None
+    assert "analysing" not in {p.stage for p in progress}
 
 
 def test_cancel_between_tiles_raises_cancelled_and_gives_no_result(tiny_models):
@@ -120,8 +135,11 @@ def test_analyse_scales_motion_to_full_resolution_pixels(tiny_models):
     small = cv2.resize(image, (48, 32), interpolation=cv2.INTER_AREA)
     net = modelstore.load_model("motion", torch.device("cpu"))
     with torch.inference_mode():
-        motion = net(_net_input(small))[0].permute(1, 2, 0).numpy()
-    expected = 2 * cv2.resize(motion, (96, 64), interpolation=cv2.INTER_LINEAR)
+        axis = net(_net_input(small))[0].permute(1, 2, 0).numpy()
+    # Resized as an axis field (see test_axis_fields_average_where_motion_maps_cancel).
+    axis = cv2.resize(axis, (96, 64), interpolation=cv2.INTER_LINEAR)
+    expected = 2 * motion_from_axis(torch.from_numpy(axis).permute(2, 0, 1)[None])
+    expected = expected[0].permute(1, 2, 0).numpy()
     assert np.abs(result.motion_map - expected).max() < 1e-4
     assert np.abs(result.motion_map).max() > 1  # not a degenerate map
 

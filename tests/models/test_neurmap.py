@@ -8,6 +8,8 @@ from deblurstudio.models.neurmap import (
     PatchDiscriminator,
     bound_motion,
     contrast_normalize,
+    doubled_angle,
+    motion_from_axis,
     reblur,
 )
 
@@ -28,7 +30,7 @@ def _uniform_motion(image, dx, dy):
     return motion
 
 
-def test_motion_map_shape_and_length_bounded_by_max_length():
+def test_axis_field_shape_and_length_bounded_by_max_length():
     model = MotionNet(**TINY, max_length=7.5).eval()
     with torch.no_grad():
         model.head.weight.mul_(1e3)  # drive the raw output far beyond the bound
@@ -62,6 +64,35 @@ def test_motion_map_does_not_depend_on_exposure_or_contrast():
     with torch.inference_mode():
         motion, motion_flatter = model(image), model(flatter)
     assert (motion - motion_flatter).abs().max() < 0.05 * motion.abs().mean()
+
+
+def test_motion_from_axis_inverts_doubled_angle_up_to_sign():
+    torch.manual_seed(0)
+    motion = 8 * torch.randn(1, 2, 16, 16)
+    motion[0, :, 0, 0] = torch.tensor([0.0, -3.0])  # vertical: where the half angle wraps
+    motion[0, :, 0, 1] = 0.0  # no blur
+    back = motion_from_axis(doubled_angle(motion))
+    error = torch.minimum((back - motion).norm(dim=1), (back + motion).norm(dim=1))
+    assert error.max() < 1e-3
+    assert torch.equal(back[0, :, 0, 1], torch.zeros(2))
+    torch.testing.assert_close(back[0, :, 0, 0].abs(), torch.tensor([0.0, 3.0]))
+    # Training backpropagates through it: finite gradients at the zero field and vertical blur
+    # (NaN ones wreck the net, and NaN motion crashes grid_sample in reblur).
+    axis = torch.tensor([[0.0, 0.0], [-3.0, 0.0], [2.0, 0.0]]).T.reshape(1, 2, 1, 3)
+    axis.requires_grad_(True)
+    motion_from_axis(axis).sum().backward()
+    assert torch.isfinite(axis.grad).all()
+
+
+def test_axis_fields_average_where_motion_maps_cancel():
+    # Two neighbours with nearly the same blur, 5 px about 2° either side of vertical, written
+    # as the half angle writes them (dx ≥ 0), so with opposite dy: blending tiles or resizing
+    # averages them. As motion they cancel; as axis fields the vertical 5 px blur survives.
+    motions = torch.tensor([[0.2, 5.0], [0.2, -5.0]]).T.reshape(1, 2, 1, 2)
+    assert motions.mean(dim=-1).norm() < 0.3
+    blended = motion_from_axis(doubled_angle(motions).mean(dim=-1, keepdim=True))
+    assert blended.norm() == pytest.approx(5.0, abs=0.03)
+    assert blended[0, 1].abs().item() > 4.9  # still vertical
 
 
 def test_motion_net_rejects_size_not_multiple_of_stride():

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from skimage.data import astronaut
 
-from deblurstudio.models.neurmap import reblur
+from deblurstudio.models.neurmap import doubled_angle, reblur
 from training.losses import (
     bce_loss,
     dice_loss,
@@ -106,13 +106,27 @@ def test_motion_axis_loss_is_sign_ambiguous_and_differentiable_at_zero_error():
     target[:, 0] = 3.0
     target[:, 1] = -4.0
     valid = torch.ones(1, 1, 4, 4)
-    assert motion_axis_loss(-target, target, valid).item() == pytest.approx(0.0, abs=1e-5)
+    assert motion_axis_loss(doubled_angle(-target), target, valid).item() == pytest.approx(
+        0.0, abs=1e-5
+    )
     assert motion_axis_loss(torch.zeros_like(target), target, valid).item() == pytest.approx(5.0)
-    pred = target.clone().requires_grad_(True)
-    motion_axis_loss(pred, target, valid).backward()
-    assert torch.isfinite(pred.grad).all()
+    axis = doubled_angle(target).requires_grad_(True)
+    motion_axis_loss(axis, target, valid).backward()
+    assert torch.isfinite(axis.grad).all()
     # A batch without known motion contributes nothing.
-    assert motion_axis_loss(pred, target, torch.zeros_like(valid)).item() == 0.0
+    assert motion_axis_loss(axis, target, torch.zeros_like(valid)).item() == 0.0
+
+
+def test_motion_axis_loss_turns_a_tiny_output_towards_the_target_axis():
+    # Why the net regresses axis fields: a near-zero output pointing the wrong way is pulled
+    # towards the target's axis at full strength (a descent step turns it), not merely shrunk.
+    target = torch.zeros(1, 2, 1, 1)
+    target[:, 0] = 6.0  # horizontal blur: axis (6, 0)
+    axis = torch.tensor([-1e-3, 1e-3]).reshape(1, 2, 1, 1).requires_grad_(True)
+    motion_axis_loss(axis, target, torch.ones(1, 1, 1, 1)).backward()
+    step = -axis.grad.flatten()
+    assert step.norm() == pytest.approx(1.0, abs=1e-3)
+    assert step[0] > 0.99
 
 
 def test_reblur_loss_prefers_the_true_motion_of_either_sign(photo):

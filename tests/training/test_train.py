@@ -1,6 +1,7 @@
 """Trainers learn on a fixed batch; runs write their folder, resume exactly, and rescale stages."""
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -85,6 +86,20 @@ def tiny(name: str, **sections) -> dict:
     return config
 
 
+def test_an_override_config_merges_settings_but_replaces_the_mix_of_kinds(tmp_path):
+    override = tmp_path / "global_only.yaml"
+    override.write_text(
+        f"base: {CONFIGS / 'motion.yaml'}\n"
+        "model: {kwargs: {width: 8}}\n"
+        "data: {kinds: {global: 1.0}}\n"
+    )
+    config = load_config(override)
+    assert config["data"]["kinds"] == {"global": 1.0}  # not the base's local/mixed/sharp too
+    assert config["model"] == {"arch": "neurmap_motion", "kwargs": {**load_config(
+        CONFIGS / "motion.yaml")["model"]["kwargs"], "width": 8}}
+    assert config["data"]["crop"] == load_config(CONFIGS / "motion.yaml")["data"]["crop"]
+
+
 def test_lcnet_trainer_loss_goes_down():
     torch.manual_seed(0)
     trainer = make_trainer(tiny("lcnet"), CPU, total_steps=12)
@@ -94,6 +109,17 @@ def test_lcnet_trainer_loss_goes_down():
         as_if_trained(trainer.nets["model"])
     losses = [r["loss"] for r in run(trainer, fixed_batch(), 12)]
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_a_non_finite_gradient_stops_training_and_leaves_the_weights_intact():
+    trainer = make_trainer(tiny("lcnet"), CPU, total_steps=2)
+    batch = fixed_batch()
+    batch["blurred"][0, :, 3, 3] = math.nan
+    before = [p.clone() for p in trainer.nets["model"].parameters()]
+    with pytest.raises(FloatingPointError, match="net 'model': gradient norm is nan"):
+        trainer.train_step(batch, 0)
+    after = list(trainer.nets["model"].parameters())
+    assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
 
 def test_refdeblur_trainer_with_gan_lowers_its_content_loss():
