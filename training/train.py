@@ -12,6 +12,8 @@ Config (keys are constructor arguments, BasicSR style):
     streams: {name: {...}}      optional named training streams: `data` with these keys replaced
     train: {steps | stages, batch_size, lr, warmup, grad_clip, workers, val_every, val_samples,
             log_every, save_every, seed, amp, ...}
+                                stages: [{name, steps, lr_scale?, stream?}], run in order;
+                                `stream` names the `streams` entry a stage's batches come from
     loss: {term: weight}
 
 The run folder gets config.yaml (the effective config), metrics.jsonl (one JSON object per log or
@@ -114,12 +116,14 @@ def dump_config(config: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Stage:
-    """A phase of a schedule: global steps [start, start + steps), LR multiplied by lr_scale."""
+    """A phase of a schedule: global steps [start, start + steps), LR multiplied by lr_scale,
+    batches from the named training stream `stream` (None: the trainer's own choice)."""
 
     name: str
     start: int
     steps: int
     lr_scale: float = 1.0
+    stream: str | None = None
 
 
 def build_stages(train: dict[str, Any], total_steps: int | None = None) -> list[Stage]:
@@ -137,7 +141,11 @@ def build_stages(train: dict[str, Any], total_steps: int | None = None) -> list[
         lengths = [max(1, end - start) for start, end in zip([0, *ends[:-1]], ends, strict=True)]
     stages, start = [], 0
     for spec, length in zip(specs, lengths, strict=True):
-        stages.append(Stage(spec["name"], start, length, float(spec.get("lr_scale", 1.0))))
+        stages.append(
+            Stage(
+                spec["name"], start, length, float(spec.get("lr_scale", 1.0)), spec.get("stream")
+            )
+        )
         start += length
     return stages
 
@@ -477,8 +485,8 @@ class Trainer:
         return stage_at(self.stages, step)
 
     def stream(self, step: int) -> str:
-        """The training stream that feeds `step`."""
-        return "train"
+        """The training stream that feeds `step`: its stage's, else "train"."""
+        return self.stage(step).stream or "train"
 
     def next_batch(self, streams: _Streams, step: int) -> dict[str, Any]:
         return streams.next(self.stream(step))
@@ -902,7 +910,9 @@ def train(
     if steps is not None:  # the run folder's config states the schedule that actually ran
         if train_config.get("stages"):
             train_config["stages"] = [
-                {"name": s.name, "steps": s.steps, "lr_scale": s.lr_scale} for s in trainer.stages
+                {"name": s.name, "steps": s.steps, "lr_scale": s.lr_scale}
+                | ({"stream": s.stream} if s.stream else {})
+                for s in trainer.stages
             ]
         train_config["steps"] = trainer.total_steps
     start_step, best, drawn, seconds, last_validation = 0, None, {}, 0.0, {}
@@ -926,9 +936,14 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / CONFIG_NAME).write_text(dump_config(config), encoding="utf-8")
 
-    streams = _Streams(
-        build_stream_datasets(config, data_root), train_config, torch_device, dist_info, drawn
-    )
+    datasets = build_stream_datasets(config, data_root)
+    unknown = {stage.stream for stage in trainer.stages} - {None, *datasets}
+    if unknown:
+        raise ValueError(
+            f"train.stages name the streams {sorted(unknown)}, but the config's streams are "
+            f"{sorted(datasets)}"
+        )
+    streams = _Streams(datasets, train_config, torch_device, dist_info, drawn)
     val_samples = build_val_samples(config, data_root) if dist_info.is_main else []
     metric_name, metric_mode = trainer.best_metric
     val_every = int(train_config.get("val_every", 500))

@@ -823,8 +823,13 @@ class MainWindow(QMainWindow):
         if self.maps.motion_map is not None:
             dx, dy = (float(v) for v in self.maps.motion_map[y, x])
             length = (dx * dx + dy * dy) ** 0.5
-            angle = math.degrees(math.atan2(dy, dx)) % 180.0  # blur has no sign
-            parts.append(f"motion {length:.1f} px at {angle:.0f}° (dx {dx:+.1f}, dy {dy:+.1f})")
+            if round(length, 1) == 0:  # a direction of no motion would be noise
+                parts.append("motion none")
+            else:
+                angle = math.degrees(math.atan2(dy, dx)) % 180.0  # blur has no sign
+                parts.append(
+                    f"motion {length:.1f} px at {angle:.0f}° (dx {dx:+.1f}, dy {dy:+.1f})"
+                )
         if self.maps.reference_confidence is not None:
             parts.append(f"reference confidence {self.maps.reference_confidence[y, x]:.2f}")
         return " · ".join(parts)

@@ -156,3 +156,5 @@ def test_hover_reads_the_maps_under_the_cursor(opened, qtbot):
     assert f"blur probability {window.maps.blur_probability[20, 30]:.2f}" in text
     assert f"dx {dx:+.1f}, dy {dy:+.1f}" in text
     assert window.readout_at(QPointF(-3, 5)).startswith("Hover")
+    window.maps.motion_map[20, 30] = (0.02, -0.03)  # still: no direction to read
+    assert "motion none" in window.readout_at(QPointF(30.5, 20.5))

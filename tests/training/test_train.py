@@ -231,6 +231,26 @@ def test_resumed_trainer_continues_exactly_like_an_uninterrupted_one(tmp_path):
             assert torch.equal(a, b), name
 
 
+def test_motion_curriculum_draws_each_stage_from_its_own_stream(tmp_path, data_root):
+    # tiny_motion.yaml, like motion.yaml: camera shake alone, then the full mix.
+    run_dir = tmp_path / "motion"
+    train(CONFIGS / "tiny_motion.yaml", data_root, run_dir, device="cpu")
+    drawn = torch.load(run_dir / LAST, weights_only=True)["drawn"]
+    assert drawn["shake"] == 2 and drawn["all"] == 2
+    kinds = load_config(CONFIGS / "motion.yaml")["streams"]["shake"]["kinds"]
+    assert kinds == {"global": 1.0}
+
+
+def test_a_stage_naming_a_missing_stream_is_refused(tmp_path, data_root):
+    config = tmp_path / "typo.yaml"
+    config.write_text(
+        f"base: {CONFIGS / 'tiny_motion.yaml'}\n"
+        "train: {stages: [{name: shake, steps: 2, stream: shaek}]}\n"
+    )
+    with pytest.raises(ValueError, match=r"streams \['shaek'\], but the config's streams"):
+        train(config, data_root, tmp_path / "run", device="cpu")
+
+
 def test_stages_rescale_in_proportion_and_lr_restarts_per_stage():
     train_config = {
         "stages": [
