@@ -245,6 +245,7 @@ def deblur_job(
             mask=None if mask is None else mask[y0:y1, x0:x1],
             reference=reference,
             device=device,
+            maps=region is None,  # a preview shows only the restored region
         )
         result = yield from pipeline.deblur(request, token)
         if region is None:

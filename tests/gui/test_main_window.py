@@ -96,6 +96,7 @@ def test_preview_deblurs_only_the_region_in_view(opened, qtbot):
     outcome = finished.args[0]
     assert outcome.region == (x0, y0, x1, y1)
     assert outcome.result.restored.shape == (y1 - y0, x1 - x0, 3)
+    assert outcome.result.motion_map is None  # nor any map: a preview shows none
     after = window.view.after.picture
     outside_x = 95 if x1 < 96 else 0
     assert shown_pixel(after, outside_x, 10) == as_8bit(window.photo.pixels[10, outside_x])
