@@ -691,21 +691,21 @@ class MotionTrainer(Trainer):
             return self._map_step(batch)
         blurred, sharp = batch["blurred"], batch["sharp"]
         with self.autocast():
-            motion_blurred, motion_sharp = self.wrapped("model")(torch.cat([blurred, sharp])).chunk(
+            axis_blurred, axis_sharp = self.wrapped("model")(torch.cat([blurred, sharp])).chunk(
                 2
             )
-            loss, parts = self._supervised_terms(batch, motion_blurred, motion_sharp)
+            loss, parts = self._supervised_terms(batch, axis_blurred, axis_sharp)
         self.update("model", loss)
         parts["loss"] = loss.item()
         return parts
 
-    def _supervised_terms(self, batch, motion_blurred, motion_sharp):
+    def _supervised_terms(self, batch, axis_blurred, axis_sharp):
         w = self.weights
-        motion = motion_axis_loss(motion_blurred, batch["motion"], batch["motion_valid"])
-        prior = kernel_prior_loss(self.max_length, sharp=motion_sharp)
-        tv = tv_loss(motion_blurred.float()) + tv_loss(motion_sharp.float())
+        motion = motion_axis_loss(axis_blurred, batch["motion"], batch["motion_valid"])
+        prior = kernel_prior_loss(self.max_length, sharp=axis_sharp)
+        tv = tv_loss(axis_blurred.float()) + tv_loss(axis_sharp.float())
         reblur = reblur_loss(
-            batch["sharp"], motion_from_axis(motion_blurred), batch["blurred"], self.reblur_steps
+            batch["sharp"], motion_from_axis(axis_blurred), batch["blurred"], self.reblur_steps
         )
         loss = (
             w.get("motion", 1.0) * motion

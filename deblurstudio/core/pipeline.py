@@ -186,10 +186,11 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
         with torch.inference_mode():
             output = net(to_model_input(crops["image"], device, dtype), **kwargs)
         maps = {"restored": output.restored}
-        if request.maps and mask is None and output.blur_probability is not None:
-            maps["blur_probability"] = output.blur_probability
-        if request.maps and output.reference_confidence is not None:
-            maps["reference_confidence"] = output.reference_confidence
+        if request.maps:
+            if mask is None and output.blur_probability is not None:
+                maps["blur_probability"] = output.blur_probability
+            if output.reference_confidence is not None:
+                maps["reference_confidence"] = output.reference_confidence
         return {name: _to_numpy(value) for name, value in maps.items()}
 
     inputs = {"image": image}
