@@ -70,6 +70,8 @@ CONFIG_NAME = "config.yaml"
 LAST = "last.pt"
 BEST = "best.pt"
 METRICS = "metrics.jsonl"
+# What a run started from a checkpoint copies of that checkpoint's card (`_init_weights`).
+START_HISTORY = ("title", "steps", "training_hours", "started_from")
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -142,9 +144,7 @@ def build_stages(train: dict[str, Any], total_steps: int | None = None) -> list[
     stages, start = [], 0
     for spec, length in zip(specs, lengths, strict=True):
         stages.append(
-            Stage(
-                spec["name"], start, length, float(spec.get("lr_scale", 1.0)), spec.get("stream")
-            )
+            Stage(spec["name"], start, length, float(spec.get("lr_scale", 1.0)), spec.get("stream"))
         )
         start += length
     return stages
@@ -691,9 +691,7 @@ class MotionTrainer(Trainer):
             return self._map_step(batch)
         blurred, sharp = batch["blurred"], batch["sharp"]
         with self.autocast():
-            axis_blurred, axis_sharp = self.wrapped("model")(torch.cat([blurred, sharp])).chunk(
-                2
-            )
+            axis_blurred, axis_sharp = self.wrapped("model")(torch.cat([blurred, sharp])).chunk(2)
             loss, parts = self._supervised_terms(batch, axis_blurred, axis_sharp)
         self.update("model", loss)
         parts["loss"] = loss.item()
@@ -851,9 +849,14 @@ def _log(run_dir: Path, record: dict[str, Any]) -> None:
         f.write(json.dumps(record) + "\n")
 
 
-def _init_weights(model: nn.Module, path: str | os.PathLike) -> None:
-    """Copy a checkpoint's weights into `model`; both must be the same arch with the same kwargs."""
-    pretrained, _ = load_checkpoint(path, "cpu")
+def _init_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
+    """Copy a checkpoint's weights into `model`; both must be the same arch with the same kwargs.
+
+    Returns what the new model card records as its start: the file's name and sha256, and its
+    own card's training record (steps, hours and, recursively, where that run started), so a
+    chain of fine-tunes keeps its whole history.
+    """
+    pretrained, info = load_checkpoint(path, "cpu")
     found = (pretrained.arch_id, pretrained.arch_kwargs)
     if found != (model.arch_id, model.arch_kwargs):
         raise ValueError(
@@ -861,6 +864,9 @@ def _init_weights(model: nn.Module, path: str | os.PathLike) -> None:
             f"{model.arch_id} {model.arch_kwargs}"
         )
     model.load_state_dict(pretrained.state_dict())
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    history = {k: info.card[k] for k in START_HISTORY if k in info.card}
+    return {"file": Path(path).name, "sha256": digest, **history}
 
 
 def train(
@@ -918,9 +924,8 @@ def train(
     start_step, best, drawn, seconds, last_validation = 0, None, {}, 0.0, {}
     last_path = run_dir / LAST
     if init_from is not None and not resume:
-        _init_weights(trainer.nets["model"], init_from)
         # The run folder's config says where the weights came from (the model card shows it).
-        train_config["init_from"] = str(Path(init_from).resolve())
+        train_config["init_from"] = _init_weights(trainer.nets["model"], init_from)
     if resume:
         if not last_path.is_file():
             raise FileNotFoundError(f"{last_path}: no checkpoint to resume from")
@@ -931,6 +936,10 @@ def train(
         start_step, best = checkpoint["step"], checkpoint.get("best")
         drawn, seconds = checkpoint.get("drawn", {}), checkpoint.get("train_seconds", 0.0)
         last_validation = checkpoint.get("validation", {})
+        # A resumed fine-tune keeps the start its run folder recorded (not in the config given).
+        started = load_config(run_dir / CONFIG_NAME)["train"].get("init_from")
+        if started is not None:
+            train_config["init_from"] = started
     hardware = describe_hardware(torch_device, dist_info.world_size)
     if dist_info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

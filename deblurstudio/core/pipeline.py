@@ -13,7 +13,10 @@ How the maps of a DeblurResult are made:
     model's perceive(), run like analyse() at reduced resolution.
   * motion_map: the default "motion" model at reduced resolution (longest side
     ANALYSIS_MAX_SIDE), its blur-axis field blended and upsampled, then turned into motion with
-    vectors scaled to full-resolution pixels; None when no motion model is installed.
+    vectors scaled to full-resolution pixels; None when no motion model is installed. A request
+    that brings the photo's motion map (the GUI has it from analyse()) gets it back unchanged
+    and the motion model does not run again: the motion of the input does not depend on how it
+    is deblurred.
   * reference_confidence: the reference net's match confidence, blended across tiles.
 A request with maps=False gets none of them and pays for none of that work.
 With a mask, nets with `accepts_blur_probability` get it as their blur-probability input (so the
@@ -93,6 +96,8 @@ class DeblurRequest:
         maps: also return the maps the GUI overlays (blur probability, motion, reference
             confidence). Off where only the restored photo is written (CLI deblur, batch): the
             blur and motion analysis costs about as much again as the fast model's deblurring.
+        motion_map: the photo's motion map (float32 H×W×2, px) when the caller already has it
+            from analyse(); returned as the result's map instead of estimated again.
     """
 
     image: np.ndarray
@@ -103,6 +108,7 @@ class DeblurRequest:
     tile: int = 0
     precision: str = "auto"
     maps: bool = True
+    motion_map: np.ndarray | None = None
 
 
 @dataclass
@@ -156,6 +162,7 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
     height, width = image.shape[:2]
     mask = _mask(request.mask, (height, width))
     reference = None if request.reference is None else _rgb(request.reference, "reference")
+    known_motion = _motion(request.motion_map, (height, width))
     device = resolve_device(request.device)
     dtype = resolve_precision(request.precision, device)
     model_id = request.model_id or default_model_id("deblur" if reference is None else "reference")
@@ -172,7 +179,7 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
     if request.maps:
         if mask is None and not callable(getattr(net, "perceive", None)):
             analysis_nets["blur_probability"] = _perception_model(device, dtype)
-        motion_net = _optional_motion_model(device, dtype)
+        motion_net = None if known_motion is not None else _optional_motion_model(device, dtype)
         if motion_net is not None:
             analysis_nets["motion"] = motion_net
 
@@ -236,7 +243,7 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
     return DeblurResult(
         restored=restored,
         blur_probability=blur_probability,
-        motion_map=analysis.get("motion"),
+        motion_map=analysis.get("motion", known_motion) if request.maps else None,
         reference_confidence=None if confidence is None else np.clip(confidence[..., 0], 0, 1),
         model_id=model_id,
         device=str(device),
@@ -394,6 +401,17 @@ def _mask(mask: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
             f"image is {size[1]}×{size[0]} px"
         )
     return np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _motion(motion_map: np.ndarray | None, size: tuple[int, int]) -> np.ndarray | None:
+    if motion_map is None:
+        return None
+    motion_map = np.asarray(motion_map, dtype=np.float32)
+    if motion_map.shape != (*size, 2):
+        raise DeblurStudioError(
+            f"the motion map has shape {motion_map.shape} but the image needs {(*size, 2)}"
+        )
+    return motion_map
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -231,9 +231,11 @@ def deblur_job(
     reference: np.ndarray | None,
     device: str,
     region: tuple[int, int, int, int] | None = None,
+    motion_map: np.ndarray | None = None,
 ) -> JobFactory:
     """Deblur `image` (float32 RGB H×W×3 in [0, 1]) — or only `region` (x0, y0, x1, y1, image
-    px) of it, for a preview — with the pipeline; returns a DeblurOutcome."""
+    px) of it, for a preview — with the pipeline; returns a DeblurOutcome. `motion_map`: the
+    photo's motion map when known (not estimated again)."""
 
     def job(token: CancelToken):
         from deblurstudio.core import pipeline
@@ -246,6 +248,7 @@ def deblur_job(
             reference=reference,
             device=device,
             maps=region is None,  # a preview shows only the restored region
+            motion_map=motion_map if region is None else None,
         )
         result = yield from pipeline.deblur(request, token)
         if region is None:

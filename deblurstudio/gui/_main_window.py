@@ -1025,6 +1025,7 @@ class MainWindow(QMainWindow):
                 reference=reference,
                 device=self.model_panel.device(),
                 region=region,
+                motion_map=self.maps.motion_map,  # the photo's, from its analysis if it ran
             ),
             title,
             self._on_deblur_job_finished,

@@ -69,6 +69,20 @@ def test_deblur_without_maps_restores_the_same_photo_and_skips_the_analysis(
     assert "analysing" not in {p.stage for p in progress}
 
 
+def test_a_known_motion_map_is_returned_and_not_estimated_again(tiny_models):
+    image = _photo(150, 230)
+    analysis = run(analyse(image, CancelToken(), device="cpu"))
+    progress, result = _drive(
+        deblur(DeblurRequest(image, device="cpu", motion_map=analysis.motion_map), CancelToken())
+    )
+    assert np.array_equal(result.motion_map, analysis.motion_map)
+    # BladeNet perceives blur itself: with the motion known there is nothing left to analyse.
+    assert "analysing" not in {p.stage for p in progress}
+    assert result.blur_probability.shape == (150, 230)
+    with pytest.raises(DeblurStudioError, match=r"motion map has shape \(150, 230\)"):
+        run(deblur(DeblurRequest(image, motion_map=analysis.motion_map[..., 0]), CancelToken()))
+
+
 def test_cancel_between_tiles_raises_cancelled_and_gives_no_result(tiny_models):
     token = CancelToken()
     job = deblur(DeblurRequest(_photo(150, 230), device="cpu", tile=128), token)

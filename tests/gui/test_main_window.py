@@ -62,6 +62,18 @@ def test_deblur_shows_the_result_and_run_details(opened, qtbot):
     assert window.maps.blur is not None and window.maps.motion_map.shape == (64, 96, 2)
 
 
+def test_deblur_after_analysis_keeps_the_photos_motion_map(opened, qtbot):
+    window = opened
+    with qtbot.waitSignal(window.maps_changed, timeout=RUN_TIMEOUT_MS):
+        window.analyse_action.trigger()
+    analysed = window.maps.motion_map
+    with qtbot.waitSignal(window.deblur_finished, timeout=RUN_TIMEOUT_MS) as finished:
+        window.deblur_action.trigger()
+    # The motion of the photo was known: the run shows that map and did not estimate it again.
+    assert finished.args[0].result.motion_map is analysed
+    assert window.maps.motion_map is analysed
+
+
 def test_cancelled_run_changes_nothing(opened, qtbot):
     window = opened
     with qtbot.waitSignal(window.job_cancelled, timeout=RUN_TIMEOUT_MS):

@@ -1,5 +1,6 @@
 """Trainers learn on a fixed batch; runs write their folder, resume exactly, and rescale stages."""
 
+import hashlib
 import json
 import math
 import random
@@ -95,8 +96,10 @@ def test_an_override_config_merges_settings_but_replaces_the_mix_of_kinds(tmp_pa
     )
     config = load_config(override)
     assert config["data"]["kinds"] == {"global": 1.0}  # not the base's local/mixed/sharp too
-    assert config["model"] == {"arch": "neurmap_motion", "kwargs": {**load_config(
-        CONFIGS / "motion.yaml")["model"]["kwargs"], "width": 8}}
+    assert config["model"] == {
+        "arch": "neurmap_motion",
+        "kwargs": {**load_config(CONFIGS / "motion.yaml")["model"]["kwargs"], "width": 8},
+    }
     assert config["data"]["crop"] == load_config(CONFIGS / "motion.yaml")["data"]["crop"]
 
 
@@ -348,8 +351,8 @@ def test_every_tiny_config_trains_end_to_end(tmp_path, data_root, name):
 def test_a_run_can_start_from_a_shipped_checkpoint(tmp_path, data_root):
     from deblurstudio.models import build, save_checkpoint
 
-    def train_from(model, name):
-        save_checkpoint(tmp_path / f"{name}.safetensors", model, {})
+    def train_from(model, name, card=None):
+        save_checkpoint(tmp_path / f"{name}.safetensors", model, card)
         return train(
             CONFIGS / "tiny_lcnet.yaml",
             data_root,
@@ -360,10 +363,25 @@ def test_a_run_can_start_from_a_shipped_checkpoint(tmp_path, data_root):
         )
 
     start = build("lcnet", **load_config(CONFIGS / "tiny_lcnet.yaml")["model"]["kwargs"])
-    trained = torch.load(train_from(start, "start") / "last.pt", weights_only=True)
+    earlier = {"title": "LCNet", "steps": 4000, "training_hours": 0.4, "metrics": {"psnr": 30.0}}
+    run_dir = train_from(start, "start", earlier)
+    trained = torch.load(run_dir / "last.pt", weights_only=True)
     # One Adam step moves each weight by about the learning rate (1e-3), no more.
     for name, value in start.state_dict().items():
         assert (trained["nets"]["model"][name].float() - value.float()).abs().max() <= 1.1e-3, name
+    # The run records where it started, with that model's own training history, and keeps it
+    # when resumed from a config that does not say it.
+    digest = hashlib.sha256((tmp_path / "start.safetensors").read_bytes()).hexdigest()
+    started = {
+        "file": "start.safetensors",
+        "sha256": digest,
+        "title": "LCNet",
+        "steps": 4000,
+        "training_hours": 0.4,
+    }
+    assert load_config(run_dir / CONFIG_NAME)["train"]["init_from"] == started
+    train(CONFIGS / "tiny_lcnet.yaml", data_root, run_dir, steps=2, device="cpu", resume=True)
+    assert load_config(run_dir / CONFIG_NAME)["train"]["init_from"] == started
 
     with pytest.raises(ValueError, match="wider.safetensors.*cannot start a run"):
         train_from(build("lcnet", width=8, res_blocks=1, lc_blocks=1), "wider")
