@@ -627,7 +627,8 @@ class BladeNetTrainer(Trainer):
         parts: dict[str, float] = {}
         with self.autocast():
             if stage == "lbp":
-                loss = bce_loss(self.wrapped("model")(image).blur_probability, mask)
+                probability = self.wrapped("model")(image, deblur=False).blur_probability
+                loss = bce_loss(probability, mask)
                 parts["bce"] = loss.item()
             else:
                 probability = None

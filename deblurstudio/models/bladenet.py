@@ -174,13 +174,18 @@ class BladeNet(nn.Module):
         logits, _ = self.perception(image)
         return torch.sigmoid(logits)
 
-    def forward(self, image: Tensor, blur_probability: Tensor | None = None) -> DeblurOutput:
+    def forward(
+        self, image: Tensor, blur_probability: Tensor | None = None, *, deblur: bool = True
+    ) -> DeblurOutput:
         """Deblur `image` (N×3×H×W sRGB in [0, 1]).
 
         Args:
             image: blurred image.
             blur_probability: optional N×1×H×W map in [0, 1] (e.g. a painted mask) used instead
                 of the LBP net's prediction; the LBP net is then not run.
+            deblur: False runs the LBP net alone (restored is the image itself, attention None):
+                the LBP training stage, which must go through forward for DistributedDataParallel
+                and would otherwise pay for the larger main net's forward pass it does not use.
 
         Returns:
             DeblurOutput(restored, blur_probability (the given or perceived map), attention
@@ -194,6 +199,8 @@ class BladeNet(nn.Module):
                 f"BladeNet: blur_probability has shape {tuple(blur_probability.shape)}, "
                 f"expected {(image.shape[0], 1, *image.shape[-2:])}"
             )
+        if not deblur:
+            return DeblurOutput(restored=image, blur_probability=blur_probability)
         residual, attention_maps = self.deblur(torch.cat([image, blur_probability], dim=1))
         attention = sum(
             F.interpolate(a, size=image.shape[-2:], mode="bilinear", align_corners=False)

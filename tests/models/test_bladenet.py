@@ -71,6 +71,20 @@ def test_given_blur_probability_replaces_the_perception_net():
     assert not torch.allclose(output.restored, other.restored)
 
 
+def test_perception_alone_skips_the_main_net():
+    torch.manual_seed(0)
+    model = BladeNet(**TINY).eval()
+    with torch.no_grad():
+        for parameter in model.deblur.parameters():
+            parameter.fill_(float("nan"))
+    image = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        output = model(image, deblur=False)
+        torch.testing.assert_close(output.blur_probability, model.perceive(image))
+    # NaN main-net weights leave no trace: only the LBP net ran.
+    assert output.restored is image and output.attention is None
+
+
 def test_blur_probability_of_wrong_shape_is_a_clear_error():
     with pytest.raises(ValueError, match="blur_probability has shape"):
         BladeNet(**TINY)(torch.rand(1, 3, 32, 32), torch.rand(1, 1, 16, 16))

@@ -146,8 +146,12 @@ def test_bladenet_stages_each_lower_their_own_loss():
     ]
     batch = fixed_batch()
     perception = [p.clone() for p in trainer.nets["model"].perception.parameters()]
+    main_net = {k: v.clone() for k, v in trainer.nets["model"].deblur.state_dict().items()}
     bce = [r["bce"] for r in run(trainer, batch, 10)]
     assert bce[-1] < 0.8 * bce[0]
+    # "lbp" does not run the main net: its weights and BatchNorm statistics stay as they were.
+    for name, value in trainer.nets["model"].deblur.state_dict().items():
+        assert torch.equal(value, main_net[name]), name
     after_lbp = [p.clone() for p in trainer.nets["model"].perception.parameters()]
     assert any(not torch.equal(a, b) for a, b in zip(perception, after_lbp, strict=True))
     mse = [r["mse"] for r in run(trainer, batch, 10, start=10)]
