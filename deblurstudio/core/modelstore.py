@@ -111,8 +111,11 @@ def _card_value(value: Any) -> str:
         return f"{value:.4g}"
     if isinstance(value, list):
         return "; ".join(str(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_card_value(v)}" for k, v in value.items())
+    if isinstance(value, dict):  # nested (a fine-tune's start and where that started) in ( )
+        return ", ".join(
+            f"{k} ({_card_value(v)})" if isinstance(v, dict) else f"{k} {_card_value(v)}"
+            for k, v in value.items()
+        )
     return str(value)
 
 

@@ -119,6 +119,7 @@ def test_resources_inside_a_pyinstaller_bundle(tmp_path, monkeypatch):
 def test_card_fields_show_training_facts_then_one_row_per_target_condition():
     card = {
         "steps": 1200,
+        "started_from": {"file": "a.safetensors", "steps": 50, "started_from": {"steps": 9}},
         "trained_on": ["photos/bsds500_train", "camvid/train"],
         "metrics": {"output_psnr": 27.123456},
         "targets": {"global": {"input_psnr": 24.0, "output_psnr": 27.5}, "sharp": {"x": 1}},
@@ -127,6 +128,7 @@ def test_card_fields_show_training_facts_then_one_row_per_target_condition():
     assert rows == [
         ("trained on", "photos/bsds500_train; camvid/train"),
         ("steps", "1200"),
+        ("started from", "file a.safetensors, steps 50, started_from (steps 9)"),
         ("validation scores", "output_psnr 27.12"),
         ("scores, global", "input_psnr 24, output_psnr 27.5"),
         ("scores, sharp", "x 1"),
