@@ -114,6 +114,24 @@ def test_lcnet_trainer_loss_goes_down():
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_a_compiled_trainer_learns_what_an_eager_one_learns():
+    """`train.compile` changes the speed only: same losses, same weights, same checkpoint keys."""
+    runs = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        trainer = make_trainer(tiny("lcnet", train={"compile": compiled}), CPU, total_steps=3)
+        with torch.no_grad():
+            as_if_trained(trainer.nets["model"])
+        losses = [r["loss"] for r in run(trainer, fixed_batch(), 3)]
+        is_compiled = isinstance(trainer.wrapped("model"), torch._dynamo.eval_frame.OptimizedModule)
+        runs.append((is_compiled, losses, trainer.state_dict()["nets"]["model"]))
+    (eager, eager_losses, eager_state), (compiled, compiled_losses, compiled_state) = runs
+    assert not eager and compiled
+    assert compiled_losses == pytest.approx(eager_losses, rel=1e-4)
+    assert compiled_state.keys() == eager_state.keys()
+    assert all(torch.allclose(compiled_state[k], eager_state[k], atol=1e-5) for k in eager_state)
+
+
 def test_a_non_finite_gradient_stops_training_and_leaves_the_weights_intact():
     trainer = make_trainer(tiny("lcnet"), CPU, total_steps=2)
     batch = fixed_batch()
