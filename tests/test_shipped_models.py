@@ -2,17 +2,21 @@
 
 Unlike the rest of the suite (tiny random-weight models), these tests load the real trained files:
 every role has a default that loads, each file and the whole set stay small enough to commit, each
-model card says what the model was trained on and how it scored, and the default model really
-deblurs the bundled sample photo (the check `deblurstudio --self-test` runs).
+model card says what the model was trained on and how it scored, the default model really
+deblurs the bundled sample photo (the check `deblurstudio --self-test` runs), and the motion model
+finds the sample's blur (what the motion overlay and the README's screenshot show).
 """
 
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
-from deblurstudio.core import modelstore
+from deblurstudio.core import modelstore, pipeline
+from deblurstudio.core.cancel import CancelToken
+from deblurstudio.core.imageio import read_image
 from deblurstudio.core.selftest import run_self_test
 
 MODELS = modelstore.resources_dir() / "models"
@@ -59,3 +63,19 @@ def test_the_default_model_deblurs_the_bundled_sample(shipped_only):
     report = run_self_test(device="cpu")
     assert set(report.models) == set(_manifest()["models"])
     assert report.passed, report.summary()
+
+
+def test_the_motion_model_finds_the_direction_and_length_of_the_samples_blur(shipped_only):
+    # The sample is blurred by 15 px of straight motion at 20° (y up), i.e. 160° with y down.
+    photo = read_image(modelstore.resources_dir() / "sample.jpg").pixels
+    analysis = pipeline.analyse(photo, CancelToken(), device="cpu")
+    while True:
+        try:
+            next(analysis)
+        except StopIteration as done:
+            motion = done.value.motion_map
+            break
+    length = np.hypot(motion[..., 0], motion[..., 1])
+    angle = np.degrees(np.arctan2(motion[..., 1], motion[..., 0])) % 180  # blur has no sign
+    assert abs(np.median(angle) - 160) < 10
+    assert 10 < np.median(length) < 20
