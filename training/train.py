@@ -60,6 +60,8 @@ from training.losses import (
     kernel_prior_loss,
     lsgan_loss,
     motion_axis_loss,
+    patch_contrastive_loss,
+    psnr_loss,
     reblur_loss,
     relativistic_average_loss,
     structure_loss,
@@ -560,7 +562,11 @@ class DeblurTrainer(Trainer):
     average GAN loss of paper 001 (eqs. 10–11). For LCNet, `structure` replaces the paper's VGG
     perceptual loss (see losses.structure_loss). A network that needs a reference gets the
     sample's other view; with probability `train.reference_dropout` a step runs the
-    no-reference twin instead (reference=None), so the same weights also work without one.
+    no-reference twin instead (reference=None), so the same weights also work without one, and
+    with probability `train.reference_unrelated` it gets another sample's view (the batch rolled
+    by one), so it learns to ignore a reference of a different scene. With `loss.match` > 0 the
+    matching encoder also learns correspondence: `patch_contrastive_loss` between its features of
+    the blurry crop and of the aligned sharp frame.
     """
 
     def __init__(self, config, device, dist_info=DistInfo(), total_steps=None):
@@ -576,14 +582,27 @@ class DeblurTrainer(Trainer):
         if not self.uses_reference:
             return net(batch["blurred"])
         dropout = float(self.train_config.get("reference_dropout", 0.0))
-        reference = None if random.random() < dropout else batch["reference"]
-        return net(batch["blurred"], reference)
+        unrelated = float(self.train_config.get("reference_unrelated", 0.0))
+        draw = random.random()
+        if draw < dropout:
+            reference = None
+        elif draw < dropout + unrelated:
+            reference = batch["reference"].roll(1, dims=0)
+        else:
+            reference = batch["reference"]
+        match_target = batch["sharp"] if self.weights.get("match", 0.0) > 0 else None
+        return net(batch["blurred"], reference, match_target=match_target)
 
     def train_step(self, batch, step):
         sharp = batch["sharp"]
         with self.autocast():
-            restored = self.restore(self.wrapped("model"), batch).restored
+            output = self.restore(self.wrapped("model"), batch)
+            restored = output.restored
             loss, parts = self.content_loss(restored, sharp)
+            if output.match_features is not None:
+                match = patch_contrastive_loss(*output.match_features)
+                loss = loss + self.weights["match"] * match
+                parts["match"] = match.item()
             if "discriminator" in self.nets:
                 discriminator = self.nets["discriminator"]
                 with torch.no_grad():
@@ -608,9 +627,10 @@ class BladeNetTrainer(Trainer):
 
     - "lbp": the Local Blur Perception net alone, BCE of its probability against blur_mask.
     - "main": LBP fixed (its map is computed without gradients, in eval mode), the main net
-      trained with MSE, plus dice·DICE(attention, blur_mask) on the synthetic local stream.
-    - "joint": everything fine-tuned with mse·MSE + dice·DICE + bce·BCE (the paper's 1.0, 0.25,
-      0.01).
+      trained with mse·MSE (the paper's) and/or psnr·`psnr_loss`, plus dice·DICE(attention,
+      blur_mask) on the synthetic local stream.
+    - "joint": everything fine-tuned with the same terms + bce·BCE (the paper's weights: MSE 1.0,
+      DICE 0.25, BCE 0.01).
 
     Every step trains on both data streams: `train.batch_size` samples of "global" (camera
     shake; the paper's REDS) and as many of "local" (Local Blur Synthesis with masks), in one
@@ -644,9 +664,12 @@ class BladeNetTrainer(Trainer):
                         probability = model.perceive(image)
                         model.train()
                 output = self.wrapped("model")(image, probability)
-                mse = F.mse_loss(output.restored.float(), sharp.float())
-                loss = self.weights.get("mse", 1.0) * mse
-                parts["mse"] = mse.item()
+                loss = 0.0
+                for name, term in (("mse", F.mse_loss), ("psnr", psnr_loss)):
+                    if self.weights.get(name, 0.0):
+                        value = term(output.restored.float(), sharp.float())
+                        loss = loss + self.weights[name] * value
+                        parts[name] = value.item()
                 local = [i for i, kind in enumerate(batch["kind"]) if kind != "global"]
                 if local and self.weights.get("dice", 0.0):
                     dice = dice_loss(output.attention[local], mask[local])

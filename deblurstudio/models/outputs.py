@@ -22,9 +22,13 @@ class DeblurOutput(NamedTuple):
             with DICE against the blur mask; None for other networks.
         reference_confidence: N×1×H×W match confidence in [0, 1] of the reference at full
             resolution (reference network); None otherwise.
+        match_features: training only (reference network given a `match_target`): its matching
+            encoder's features of the image and of the aligned sharp target, for the matching
+            loss; None otherwise.
     """
 
     restored: Tensor
     blur_probability: Tensor | None = None
     attention: Tensor | None = None
     reference_confidence: Tensor | None = None
+    match_features: tuple[Tensor, Tensor] | None = None

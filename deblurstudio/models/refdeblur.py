@@ -20,7 +20,9 @@ not state channel widths, but `width=32` (32/64/128 channels, as in MIMO-UNet, t
 on) gives 13.7 M parameters, close to its Table 1 figure of 14.09 M for 16 blocks. It matches on
 VGG features at 1/4 scale (TTSR-style); we match on a small learned encoder (no pretrained weights
 to download) at 1/`match_stride` (paper: `match_stride=4`, 16× the matching work of the shipped
-8).
+8). Trained through the deblurring loss alone, that encoder's features collapse to near-constant
+and every reference patch matches equally well; training adds a correspondence loss on its
+features (training.losses.patch_contrastive_loss), fed by `forward(..., match_target=sharp)`.
 """
 
 from __future__ import annotations
@@ -331,32 +333,45 @@ class RefDeblurNet(nn.Module):
         self.decoder1 = _res_group(w1, blocks)
         self.tail = nn.Conv2d(w1, 3, 3, padding=1)
 
-    def match(self, image: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
-        """Match the blurry image against the reference on the 1/`match_stride` grid.
+    def match_features(self, image: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+        """The matching encoder's features of the blurry image and of the reference.
 
         The reference is first blurred by 4× down- then up-sampling (paper: "IRef↓↑", to narrow
         the domain gap to the blurry input; the factor is not given, 4 follows TTSR).
 
         Returns:
-            index: N×(H/s)×(W/s) flat positions in the reference's (Hr/s)×(Wr/s) grid.
-            confidence: N×1×(H/s)×(W/s) best cosine similarity, clamped to [0, 1].
+            N×C×(H/s)×(W/s) and N×C×(Hr/s)×(Wr/s) features on the 1/`match_stride` grid.
         """
         blurred_reference = F.interpolate(
             F.avg_pool2d(reference, 4), scale_factor=4, mode="bilinear", align_corners=False
         )
+        return self.match_encoder(image), self.match_encoder(blurred_reference)
+
+    def match(self, image: Tensor, reference: Tensor) -> tuple[Tensor, Tensor]:
+        """Match the blurry image against the reference on the 1/`match_stride` grid.
+
+        Returns:
+            index: N×(H/s)×(W/s) flat positions in the reference's (Hr/s)×(Wr/s) grid.
+            confidence: N×1×(H/s)×(W/s) best cosine similarity, clamped to [0, 1].
+        """
         index, confidence = match_patches(
-            self.match_encoder(image),
-            self.match_encoder(blurred_reference),
-            chunk_size=self.match_chunk_size,
+            *self.match_features(image, reference), chunk_size=self.match_chunk_size
         )
         return index, confidence.clamp(0.0, 1.0)
 
-    def forward(self, image: Tensor, reference: Tensor | None = None) -> DeblurOutput:
+    def forward(
+        self, image: Tensor, reference: Tensor | None = None, match_target: Tensor | None = None
+    ) -> DeblurOutput:
         """Deblur `image` (N×3×H×W, sRGB [0, 1]) using `reference` (N×3×Hr×Wr) when given.
 
+        `match_target` is for training only: a sharp image aligned with `image` (its ground
+        truth). The matching features of both go into the output for the matching loss; passing
+        them through forward keeps one graph per step, as DistributedDataParallel needs.
+
         Returns:
-            DeblurOutput with `restored` (N×3×H×W) and `reference_confidence` (N×1×H×W in
-            [0, 1], bilinearly upsampled from the matching grid; None without a reference).
+            DeblurOutput with `restored` (N×3×H×W), `reference_confidence` (N×1×H×W in [0, 1],
+            bilinearly upsampled from the matching grid; None without a reference) and
+            `match_features` (`match_features(image, match_target)`; None without a target).
         """
         check_stride(image, self.stride, "RefDeblurNet")
         half = F.avg_pool2d(image, 2)
@@ -388,4 +403,7 @@ class RefDeblurNet(nn.Module):
         decoded = self.decoder2(self.merge2(torch.cat([self.up2(decoded), encoded2], dim=1)))
         decoded = self.decoder1(self.merge1(torch.cat([self.up1(decoded), encoded1], dim=1)))
         restored = image + self.tail(decoded)
-        return DeblurOutput(restored=restored, reference_confidence=confidence_map)
+        aligned = None if match_target is None else self.match_features(image, match_target)
+        return DeblurOutput(
+            restored=restored, reference_confidence=confidence_map, match_features=aligned
+        )

@@ -15,11 +15,14 @@ from training.losses import (
     kernel_prior_loss,
     lsgan_loss,
     motion_axis_loss,
+    patch_contrastive_loss,
+    psnr_loss,
     reblur_loss,
     relativistic_average_loss,
     structure_loss,
     tv_loss,
 )
+from training.metrics import psnr
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +151,29 @@ def test_structure_loss_cares_about_edges_not_brightness(photo):
     assert F.l1_loss(brighter, photo) > F.l1_loss(blurred, photo)
     assert structure_loss(blurred, photo) > 2 * structure_loss(brighter, photo)
     assert structure_loss(photo, photo).item() == 0.0
+
+
+def test_patch_contrastive_loss_rewards_features_that_match_at_their_own_position():
+    torch.manual_seed(0)
+    features = torch.randn(2, 8, 12, 12)
+    aligned = patch_contrastive_loss(features, features + 0.05 * torch.randn_like(features))
+    shifted = patch_contrastive_loss(features, features.roll(2, dims=-1))
+    constant = patch_contrastive_loss(torch.ones(2, 8, 12, 12), torch.ones(2, 8, 12, 12))
+    assert aligned < 0.05
+    assert shifted > 3.0 and constant > 3.0  # log(144) = 5.0 would be pure chance
+
+
+def test_psnr_loss_is_minus_the_mean_psnr_and_weights_every_image_alike(photo):
+    generator = torch.Generator().manual_seed(0)
+    noisy = photo + 0.01 * torch.randn(photo.shape, generator=generator)
+    blurred = F.avg_pool2d(photo, 5, stride=1, padding=2, count_include_pad=False)
+    pair = torch.cat([noisy, blurred])
+    targets = torch.cat([photo, photo])
+    minus_mean_psnr = -psnr(pair, targets).mean().item()
+    assert psnr_loss(pair, targets, floor=0.0).item() == pytest.approx(minus_mean_psnr, abs=1e-4)
+    # Each image's gradient is scaled by 1 / its MSE: the nearly right one is not drowned out.
+    pair.requires_grad_(True)
+    psnr_loss(pair, targets).backward()
+    pulls = pair.grad.flatten(1).norm(dim=1) / (pair - targets).detach().flatten(1).norm(dim=1)
+    mse = (pair - targets).detach().pow(2).flatten(1).mean(1)
+    assert mse[0] < mse[1] / 10 and pulls[0] > 10 * pulls[1]

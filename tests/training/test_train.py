@@ -152,6 +152,37 @@ def test_refdeblur_trainer_with_gan_lowers_its_content_loss():
     assert losses[-1] < 0.7 * losses[0]
 
 
+def test_refdeblur_matching_loss_teaches_the_encoder_to_tell_its_scene_from_another():
+    """Untrained, every reference patch matches equally well (confidence ~1 for any scene)."""
+    torch.manual_seed(0)
+    config = tiny("refdeblur", train={"reference_dropout": 0.0, "lr": 1e-3}, loss={"gan": 0.0})
+    trainer = make_trainer(config, CPU, total_steps=60)
+    batch, model = fixed_batch(64), trainer.nets["model"]
+    other_scene = batch["sharp"].flip(-1).roll(1, dims=0)
+
+    def confidence_gap() -> float:
+        with torch.no_grad():
+            related = model.match(batch["blurred"], batch["sharp"])[1].mean()
+            unrelated = model.match(batch["blurred"], other_scene)[1].mean()
+        return (related - unrelated).item()
+
+    gap_before = confidence_gap()
+    losses = [r["match"] for r in run(trainer, batch, 60)]
+    assert losses[-1] < 0.6 * losses[0]
+    assert gap_before < 0.01 and confidence_gap() > 0.03
+
+
+def test_refdeblur_unrelated_reference_steps_show_another_samples_view():
+    config = tiny("refdeblur", train={"reference_dropout": 0.0, "reference_unrelated": 1.0})
+    trainer = make_trainer(config, CPU, total_steps=1)
+    batch, model = fixed_batch(), trainer.nets["model"].eval()
+    with torch.no_grad():
+        trained_on = trainer.restore(model, batch).restored
+        expected = model(batch["blurred"], batch["reference"].roll(1, dims=0)).restored
+        related = model(batch["blurred"], batch["reference"]).restored
+    assert torch.equal(trained_on, expected) and not torch.equal(trained_on, related)
+
+
 def test_bladenet_stages_each_lower_their_own_loss():
     torch.manual_seed(0)
     trainer = make_trainer(tiny("bladenet", train={"lr": 3e-3}), CPU, total_steps=30)
@@ -172,13 +203,13 @@ def test_bladenet_stages_each_lower_their_own_loss():
         assert torch.equal(value, main_net[name]), name
     after_lbp = [p.clone() for p in trainer.nets["model"].perception.parameters()]
     assert any(not torch.equal(a, b) for a, b in zip(perception, after_lbp, strict=True))
-    mse = [r["mse"] for r in run(trainer, batch, 10, start=10)]
-    assert mse[-1] < 0.8 * mse[0]
+    negative_psnr = [r["psnr"] for r in run(trainer, batch, 10, start=10)]
+    assert negative_psnr[-1] < negative_psnr[0] - 1.0  # at least 1 dB closer to the sharp batch
     # "main" keeps the LBP net fixed (weights; BatchNorm statistics may move).
     weights = [p for p in trainer.nets["model"].perception.parameters()]
     assert all(torch.equal(a, b) for a, b in zip(after_lbp, weights, strict=True))
     joint = trainer.train_step(batch, 20)
-    assert {"mse", "bce", "dice"} <= set(joint)
+    assert {"psnr", "bce", "dice"} <= set(joint)
     # DICE only where Local Blur Synthesis gave a mask: not on camera-shake samples.
     assert "dice" not in trainer.train_step({**batch, "kind": ["global", "global"]}, 21)
 
