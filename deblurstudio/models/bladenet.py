@@ -142,9 +142,13 @@ class BladeNet(nn.Module):
     counts did not survive extraction). The shipped defaults (width=24, perception_width=12,
     3.1 M parameters) run in about 3 s per megapixel on a 2-core CPU (fp32, channels_last).
 
-    Where the paper is silent: restored = image + residual (a global residual, which makes the
-    main net learn only the correction, so unblurred regions pass through unchanged — what local
-    deblurring needs), and the residual's output convolution starts at zero, so the untrained net
+    Where the paper is silent: restored = image + blur_probability ⊙ residual (a global residual,
+    which makes the main net learn only the correction, gated by the blur map, so what the LBP
+    net — or a painted mask — calls sharp passes through unchanged: what local deblurring needs;
+    measured on the ungated checkpoint, gating alone raised static-region PSNR from 42.7 to
+    49.6 dB and sharp photos from 43.0 to 52.0 dB at equal moving-region PSNR, and in the joint
+    stage it lets the deblurring loss teach the LBP net where a correction helps), and the
+    residual's output convolution starts at zero, so the untrained net
     is the identity and training starts from "change nothing" instead of first having to undo a
     random residual (measured: a randomly initialised head cost the first ~1000 steps of the main
     stage, which spent them climbing from 11 dB back towards the input's PSNR); the returned
@@ -207,5 +211,7 @@ class BladeNet(nn.Module):
             for a in attention_maps
         ) / len(attention_maps)
         return DeblurOutput(
-            restored=image + residual, blur_probability=blur_probability, attention=attention
+            restored=image + blur_probability * residual,
+            blur_probability=blur_probability,
+            attention=attention,
         )

@@ -71,6 +71,21 @@ def test_given_blur_probability_replaces_the_perception_net():
     assert not torch.allclose(output.restored, other.restored)
 
 
+def test_what_the_map_calls_sharp_passes_through_unchanged():
+    torch.manual_seed(0)
+    model = BladeNet(**TINY).eval()
+    with torch.no_grad():
+        as_if_trained(model)
+        model.deblur.out.bias.fill_(0.1)  # a residual that is nowhere zero
+    image = torch.rand(1, 3, 32, 32)
+    painted = torch.zeros(1, 1, 32, 32)
+    painted[..., 16:] = 1
+    with torch.inference_mode():
+        restored = model(image, painted).restored
+    torch.testing.assert_close(restored[..., :16], image[..., :16], rtol=0, atol=0)
+    assert (restored[..., 16:] != image[..., 16:]).all()
+
+
 def test_perception_alone_skips_the_main_net():
     torch.manual_seed(0)
     model = BladeNet(**TINY).eval()
