@@ -225,6 +225,8 @@ def _deblur(args: argparse.Namespace) -> int:
         device=args.device, tile=args.tile, precision=args.precision, maps=False,
     )
     result = _drive(deblur(request, _token()), args.input.name)
+    if result.warning is not None:
+        print(f"{PROG}: warning: {args.reference}: {result.warning}", file=sys.stderr)
     imageio.write_image(args.output, dataclasses.replace(photo, pixels=result.restored))
     print(f"{args.output}: deblurred with {result.model_id} on {result.device} "
           f"in {result.seconds:.1f} s")
@@ -298,6 +300,8 @@ def _batch(args: argparse.Namespace) -> int:
     def on_step(step) -> None:
         if step.status == "failed":
             bar.message(f"{PROG}: failed: {step.error}")
+        elif step.warning is not None:
+            bar.message(f"{PROG}: warning: {step.path.name}: {step.warning}")
         if step.status is None:
             working_on[0] = f"{step.index + 1}/{step.total} {step.path.name}"
         bar.update(step.fraction, working_on[0], step.eta_seconds)

@@ -9,8 +9,8 @@ Guarantees:
     would fail every file (a broken checkpoint, a missing model, an unusable device) fails the
     batch once, before the first photo: the pipeline first deblurs a small blank image.
   * A manifest, ``MANIFEST_NAME`` in the output folder, records every file's outcome (status
-    "done" / "failed" / "skipped", error message, seconds of work) and is rewritten atomically
-    after each file, so it is always complete up to the last finished file. With
+    "done" / "failed" / "skipped", error message, warning, seconds of work) and is rewritten
+    atomically after each file, so it is always complete up to the last finished file. With
     `skip_existing`, a rerun skips files whose result exists (results only ever exist complete),
     which resumes a cancelled or crashed batch.
   * Decoding the next photo and encoding the previous result run in worker threads while the
@@ -66,7 +66,8 @@ class BatchRequest:
         recursive: include subfolders (their relative paths are kept in the output).
         model_id: deblurring model; None = the default (the default reference model with a
             reference).
-        reference: optional sharp photo of the same scene, used for every file.
+        reference: optional sharp photo of the same scene, registered onto every file; a file
+            whose scene it does not show is deblurred without it (FileRecord.warning says so).
         skip_existing: skip photos whose result already exists (resume).
         device, tile, precision: as in `pipeline.DeblurRequest`.
     """
@@ -92,6 +93,8 @@ class FileRecord:
         output: the result's path relative to the output folder (None when failed).
         error: one-line reason when failed, else None.
         seconds: seconds of work on it (decoding + deblurring + encoding; 0 when skipped).
+        warning: the pipeline's warning when done differently from the request (the reference
+            does not show this photo's scene, so it was deblurred without it), else None.
     """
 
     source: Path
@@ -99,6 +102,7 @@ class FileRecord:
     output: Path | None = None
     error: str | None = None
     seconds: float = 0.0
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ class BatchProgress:
         eta_seconds: estimated seconds left for the whole batch, None while unknown.
         status: None while working; "done", "failed" or "skipped" for an outcome.
         error: one-line reason for "failed", else None.
+        warning: an outcome's FileRecord warning, else None.
     """
 
     path: Path
@@ -132,6 +137,7 @@ class BatchProgress:
     eta_seconds: float | None = None
     status: str | None = None
     error: str | None = None
+    warning: str | None = None
 
 
 @dataclass
@@ -162,6 +168,16 @@ class _Item:
     source: Path  # absolute
     relative: Path
     destination: Path  # absolute
+
+
+@dataclass(frozen=True)
+class _Writing:
+    """A result being written in the background."""
+
+    item: _Item
+    job: Future
+    seconds: float  # of work on it so far
+    warning: str | None  # the pipeline's
 
 
 def find_photos(input_dir: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
@@ -243,7 +259,7 @@ def batch(
         manifest.record(record)
         return BatchProgress(
             item.source, item.index, len(items), 1.0, tracker.fraction(), record.status,
-            tracker.eta(), record.status, record.error,
+            tracker.eta(), record.status, record.error, record.warning,
         )
 
     work = []
@@ -256,14 +272,14 @@ def batch(
 
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="deblurstudio-batch-io")
     reading = _submit_read(pool, work[0]) if work else None
-    writing: tuple[_Item, Future, float] | None = None  # item, write job, seconds of work so far
+    writing: _Writing | None = None
     try:
         if work:
             yield BatchProgress(
                 work[0].source, work[0].index, len(items), 0.0, tracker.fraction(),
                 "loading model",
             )
-            _rehearse(request, model_id, reference, token)
+            _rehearse(request, model_id, token)
         tracker.start_work(len(work))
         for position, item in enumerate(work):
             token.raise_if_cancelled()
@@ -290,23 +306,23 @@ def batch(
                 ),
                 token,
             )
-            restored = None
+            deblurred = None
             try:
                 while True:
                     try:
                         step = next(job)
                     except StopIteration as stop:
-                        restored = stop.value.restored
+                        deblurred = stop.value
                         break
                     tracker.file_fraction = step.fraction
                     yield BatchProgress(
                         item.source, item.index, len(items), step.fraction, tracker.fraction(),
                         step.stage, tracker.eta(),
                     )
-                    if writing is not None and writing[1].done():
+                    if writing is not None and writing.job.done():
                         # Cleared before yielding: a consumer may close the generator there.
                         finished, writing = writing, None
-                        yield outcome(finished[0], _written(finished))
+                        yield outcome(finished.item, _written(finished))
             except Cancelled:
                 raise
             except Exception as exc:  # noqa: BLE001 — recorded; the next photo may well work
@@ -320,12 +336,15 @@ def batch(
             tracker.advance()
             if writing is not None:  # one pending result at a time bounds memory
                 finished, writing = writing, None
-                yield outcome(finished[0], _written(finished))
-            result = dataclasses.replace(photo, pixels=restored)
-            writing = (item, pool.submit(_timed, _write_result, item.destination, result), seconds)
+                yield outcome(finished.item, _written(finished))
+            result = dataclasses.replace(photo, pixels=deblurred.restored)
+            writing = _Writing(
+                item, pool.submit(_timed, _write_result, item.destination, result), seconds,
+                deblurred.warning,
+            )
         if writing is not None:
             finished, writing = writing, None
-            yield outcome(finished[0], _written(finished))
+            yield outcome(finished.item, _written(finished))
     finally:
         # Cancelled, or the consumer closed the generator: finish (never abandon) the result being
         # written so no partial file is left, and record it.
@@ -396,17 +415,15 @@ def _plan(request: BatchRequest, input_dir: Path, output_dir: Path) -> list[_Ite
     return items
 
 
-def _rehearse(
-    request: BatchRequest, model_id: str, reference: np.ndarray | None, token: CancelToken
-) -> None:
-    """Deblur a small blank image once before the first photo. This loads every model the
-    pipeline will use (they stay cached) and turns a broken checkpoint, a missing model or an
-    unusable device into one error for the whole batch instead of one failure per photo."""
+def _rehearse(request: BatchRequest, model_id: str, token: CancelToken) -> None:
+    """Deblur a small blank image once before the first photo. This loads the model (it stays
+    cached) and turns a broken checkpoint, a missing model or an unusable device into one error
+    for the whole batch instead of one failure per photo. Without the reference: a blank image
+    matches no reference, and the pipeline would load the default model instead."""
     blank = np.zeros((_REHEARSAL_SIDE, _REHEARSAL_SIDE, 3), np.float32)
     run(deblur(DeblurRequest(
-        image=blank, model_id=model_id,
-        reference=None if reference is None else reference[:_REHEARSAL_SIDE, :_REHEARSAL_SIDE],
-        device=request.device, tile=request.tile, precision=request.precision, maps=False,
+        image=blank, model_id=model_id, device=request.device, tile=request.tile,
+        precision=request.precision, maps=False,
     ), token))
 
 
@@ -431,14 +448,17 @@ def _submit_read(pool: ThreadPoolExecutor, item: _Item) -> Future:
     return pool.submit(_timed, imageio.read_image, item.source)
 
 
-def _written(writing: tuple[_Item, Future, float]) -> FileRecord:
+def _written(writing: _Writing) -> FileRecord:
     """The record of a finished (or failing) background write; waits for it."""
-    item, job, seconds = writing
+    relative = writing.item.relative
     try:
-        _, write_seconds = job.result()
+        _, write_seconds = writing.job.result()
     except Exception as exc:  # noqa: BLE001 — a result that cannot be written is a failed file
-        return FileRecord(item.relative, "failed", error=_one_line(exc), seconds=seconds)
-    return FileRecord(item.relative, "done", item.relative, seconds=seconds + write_seconds)
+        return FileRecord(relative, "failed", error=_one_line(exc), seconds=writing.seconds)
+    return FileRecord(
+        relative, "done", relative, seconds=writing.seconds + write_seconds,
+        warning=writing.warning,
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -513,6 +533,7 @@ class _Manifest:
             "status": record.status,
             "output": None if record.output is None else record.output.as_posix(),
             "error": record.error,
+            "warning": record.warning,
             "seconds": round(record.seconds, 3),
         }
         document = dict(self._header, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -21,11 +21,15 @@ How the maps of a DeblurResult are made:
 A request with maps=False gets none of them and pays for none of that work.
 With a mask, nets with `accepts_blur_probability` get it as their blur-probability input (so the
 mask steers where they work); for every net the feathered mask is the compositing weight.
-With a reference photo, each tile's reference input is the corresponding region of the reference
-resized to the image's size, widened by REFERENCE_SEARCH_MARGIN pixels on each side (content that
-moved between the two shots by up to that much can still be matched; the reference net's matching
-cost grows with the square of that area) and reflect-padded to the stride. Only that region is
-resized, never the whole reference, so memory stays bounded.
+With a reference photo, the reference is first registered onto the image (`registration`: a
+homography from matched features). A reference that does not show the same scene is not used: the
+default deblurring model deblurs the image as if none had been given, and the result's warning
+says so. Otherwise each tile's reference input is the reference warped into the tile's window
+widened by REFERENCE_SEARCH_MARGIN pixels on each side (content that moved between the two shots
+by up to that much beyond what the homography explains, parallax or a moving subject, can still
+be matched; the reference net's matching cost grows with the square of that area), padded to the
+stride. A reference finer than the image is shrunk to its scale once; each tile's view is warped
+on its own, so no image-sized copy of the reference is made.
 """
 
 from __future__ import annotations
@@ -46,11 +50,17 @@ from deblurstudio.core.devices import resolve_device, resolve_precision, to_mode
 from deblurstudio.core.errors import DeblurStudioError, ModelNotFoundError
 from deblurstudio.core.masks import composite, feather
 from deblurstudio.core.modelstore import default_model_id, load_model
+from deblurstudio.core.registration import (
+    MIN_INLIERS,
+    Registration,
+    at_photo_scale,
+    register,
+    warp_reference,
+)
 from deblurstudio.core.tiling import (
     TileBudget,
     Window,
     choose_tile,
-    crop_reflect,
     round_up,
     tiled_apply,
 )
@@ -98,6 +108,9 @@ class DeblurRequest:
             blur and motion analysis costs about as much again as the fast model's deblurring.
         motion_map: the photo's motion map (float32 H×W×2, px) when the caller already has it
             from analyse(); returned as the result's map instead of estimated again.
+        reference_registration: the reference's registration onto `image` when the caller
+            already has it (e.g. of the whole photo, `shifted` to a preview's crop); None: the
+            pipeline registers the reference itself.
     """
 
     image: np.ndarray
@@ -109,6 +122,7 @@ class DeblurRequest:
     precision: str = "auto"
     maps: bool = True
     motion_map: np.ndarray | None = None
+    reference_registration: Registration | None = None
 
 
 @dataclass
@@ -122,6 +136,8 @@ class DeblurResult:
         motion_map: float32 H×W×2 in pixels, or None when no motion model is installed.
         reference_confidence: float32 H×W in [0, 1] with a reference, else None.
         model_id: the model that ran. device: the device it ran on. seconds: wall time.
+        warning: one line on what was done differently from the request (a reference that
+            does not show the same scene was not used), else None.
     """
 
     restored: np.ndarray
@@ -131,6 +147,7 @@ class DeblurResult:
     model_id: str
     device: str
     seconds: float
+    warning: str | None = None
 
 
 @dataclass
@@ -174,6 +191,22 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
             f"model '{model_id}' does not use a reference photo; choose a reference model "
             f"such as '{default_model_id('reference')}'"
         )
+    warning = None
+    if reference is not None:
+        yield Progress(0.0, "matching the reference")
+        registration = request.reference_registration or register(image, reference)
+        if registration.homography is None:
+            model_id = default_model_id("deblur")
+            warning = (
+                f"the reference photo does not show the same scene ({registration.matches} "
+                f"matching features, {MIN_INLIERS} needed); deblurred without it by '{model_id}'"
+            )
+            reference = None
+            net = load_model(model_id, device, dtype)
+        else:
+            reference, homography = at_photo_scale(
+                reference, registration.homography, (height, width)
+            )
     steer = mask is not None and bool(getattr(net, "accepts_blur_probability", False))
     analysis_nets: dict[str, nn.Module] = {}
     if request.maps:
@@ -188,7 +221,7 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
         if steer:
             kwargs["blur_probability"] = to_model_input(crops["blur_probability"], device, dtype)
         if reference is not None:
-            region = _reference_crop(reference, window, (height, width), net.stride)
+            region = _reference_crop(reference, homography, window, net.stride)
             kwargs["reference"] = to_model_input(region, device, dtype)
         with torch.inference_mode():
             output = net(to_model_input(crops["image"], device, dtype), **kwargs)
@@ -248,6 +281,7 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
         model_id=model_id,
         device=str(device),
         seconds=time.perf_counter() - started,
+        warning=warning,
     )
 
 
@@ -358,30 +392,16 @@ def _analysis_size(height: int, width: int, max_side: int) -> tuple[int, int]:
 
 
 def _reference_crop(
-    reference: np.ndarray, window: Window, image_size: tuple[int, int], stride: int
+    reference: np.ndarray, homography: np.ndarray, window: Window, stride: int
 ) -> np.ndarray:
     """The reference input for one tile (see the module docstring): float32 h×w×3, h and w
-    multiples of `stride`.
-
-    Only the reference pixels under the widened window are resized, so its edges may be off by
-    up to one reference pixel from resizing the whole reference; the net matches patches anyway.
-    """
-    height, width = image_size
-    ref_h, ref_w = reference.shape[:2]
+    multiples of `stride`."""
     margin = round_up(REFERENCE_SEARCH_MARGIN, stride)
-    y0, y1 = max(window.y0 - margin, 0), min(window.y1 + margin, height)
-    x0, x1 = max(window.x0 - margin, 0), min(window.x1 + margin, width)
-    ry0, rx0 = math.floor(y0 * ref_h / height), math.floor(x0 * ref_w / width)
-    ry1 = max(math.ceil(y1 * ref_h / height), ry0 + 1)
-    rx1 = max(math.ceil(x1 * ref_w / width), rx0 + 1)
-    region = reference[ry0:ry1, rx0:rx1]
-    shrinking = region.shape[0] > y1 - y0
-    region = cv2.resize(
-        region,
-        (x1 - x0, y1 - y0),
-        interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
-    ).reshape(y1 - y0, x1 - x0, 3)
-    return crop_reflect(region, Window(0, 0, round_up(y1 - y0, stride), round_up(x1 - x0, stride)))
+    height = round_up(window.height + 2 * margin, stride)
+    width = round_up(window.width + 2 * margin, stride)
+    return warp_reference(
+        reference, homography, window.y0 - margin, window.x0 - margin, height, width
+    )
 
 
 def _rgb(array: np.ndarray, what: str) -> np.ndarray:

@@ -254,15 +254,17 @@ class BatchDialog(QDialog):
             self.file_label.setText(f"{Path(progress.path).name}: {progress.stage}")
             self.file_bar.setValue(round(1000 * progress.file_fraction))
         if progress.status in ("done", "failed", "skipped"):
-            self._add_entry(progress.path, progress.status, progress.error)
+            self._add_entry(progress.path, progress.status, progress.error or progress.warning)
 
     def _add_entry(self, path, status: str, error: str | None) -> None:
+        """One row; `error` is the reason a file failed, or the warning of a done one."""
         icons = {
             "done": ("mdi6.check-circle", "#2e9d4f"),
             "failed": ("mdi6.close-circle", "#d0343f"),
             "skipped": ("mdi6.skip-next-circle", "#888888"),
         }
-        name, color = icons[status]
+        warned = status == "done" and error is not None
+        name, color = ("mdi6.alert-circle", "#d08a1a") if warned else icons[status]
         reason = error or ""
         if reason.startswith(f"{path}: "):  # the row already names the file
             reason = reason[len(f"{path}: ") :]

@@ -235,12 +235,18 @@ def deblur_job(
 ) -> JobFactory:
     """Deblur `image` (float32 RGB H×W×3 in [0, 1]) — or only `region` (x0, y0, x1, y1, image
     px) of it, for a preview — with the pipeline; returns a DeblurOutcome. `motion_map`: the
-    photo's motion map when known (not estimated again)."""
+    photo's motion map when known (not estimated again). A preview registers the reference onto
+    the whole photo (a small region may hold too few features to match), so it uses the
+    reference exactly when the whole photo's deblurring will."""
 
     def job(token: CancelToken):
-        from deblurstudio.core import pipeline
+        from deblurstudio.core import pipeline, registration
 
         x0, y0, x1, y1 = region or (0, 0, image.shape[1], image.shape[0])
+        registered = None
+        if region is not None and reference is not None:
+            yield pipeline.Progress(0.0, "matching the reference")
+            registered = registration.register(image, reference).shifted(x0, y0)
         request = pipeline.DeblurRequest(
             image=image[y0:y1, x0:x1],
             model_id=model_id,
@@ -249,6 +255,7 @@ def deblur_job(
             device=device,
             maps=region is None,  # a preview shows only the restored region
             motion_map=motion_map if region is None else None,
+            reference_registration=registered,
         )
         result = yield from pipeline.deblur(request, token)
         if region is None:

@@ -135,6 +135,22 @@ BAD_INPUT_CASES = [
 ]
 
 
+def test_deblur_with_a_reference_of_another_scene_warns_and_deblurs_without_it(
+    tiny_models, capsys, tmp_path
+):
+    from skimage import data
+
+    photo = write_camera_jpeg(tmp_path / "photo.jpg", cv2.resize(data.astronaut(), (256, 192)))
+    reference = write_camera_jpeg(tmp_path / "coffee.jpg", data.coffee())
+    out = tmp_path / "result.jpg"
+    status, stdout, err = cli(capsys, "deblur", photo, "-o", out, "--reference", reference)
+    assert status == 0 and out.exists()
+    assert "deblurred with bladenet" in stdout
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "warning:" in lines[0] and "coffee.jpg" in lines[0]
+    assert "does not show the same scene" in lines[0]
+
+
 @pytest.mark.parametrize("case", BAD_INPUT_CASES)
 def test_bad_input_exits_2_with_one_line_naming_the_file_and_writes_nothing(
     tiny_models, capsys, photo, tmp_path, case

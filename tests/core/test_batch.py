@@ -5,7 +5,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from skimage import data
 
+from deblurstudio.core import imageio
 from deblurstudio.core.batch import MANIFEST_NAME, BatchRequest, batch, find_photos
 from deblurstudio.core.cancel import CancelToken
 from deblurstudio.core.errors import (
@@ -188,3 +190,22 @@ def test_a_broken_model_fails_the_batch_once_before_any_photo(
     with pytest.raises(DeblurStudioError, match="bladenet.safetensors"):
         run(batch(BatchRequest(photos, out, recursive=True), CancelToken()))
     assert list(out.iterdir()) == []  # no results, no manifest of three identical failures
+
+
+def test_a_reference_is_used_only_for_the_photos_of_its_scene(tiny_models, tmp_path):
+    folder = tmp_path / "in"
+    astronaut, coffee = data.astronaut(), data.coffee()
+    write_camera_jpeg(folder / "astronaut.jpg", cv2.resize(astronaut, (256, 192)))
+    write_camera_jpeg(folder / "coffee.jpg", coffee[:192, :256])
+    reference = tmp_path / "sharp.png"
+    imageio.write_image(reference, imageio.Photo(pixels=astronaut.astype(np.float32) / 255))
+    out = tmp_path / "out"
+    summary, steps = run_collecting(BatchRequest(folder, out, reference=reference))
+
+    assert summary.done == 2
+    warnings = {step.path.name: step.warning for step in steps if step.status == "done"}
+    assert warnings["astronaut.jpg"] is None
+    assert "does not show the same scene" in warnings["coffee.jpg"]
+    files = manifest_of(out)
+    assert files["astronaut.jpg"]["warning"] is None
+    assert files["coffee.jpg"]["warning"] == warnings["coffee.jpg"]

@@ -11,6 +11,7 @@ from deblurstudio.core import modelstore
 from deblurstudio.core.cancel import CancelToken
 from deblurstudio.core.errors import Cancelled, DeblurStudioError
 from deblurstudio.core.pipeline import DeblurRequest, analyse, deblur, run
+from deblurstudio.core.registration import Registration
 from deblurstudio.models.neurmap import motion_from_axis
 
 
@@ -131,15 +132,40 @@ def test_nets_without_own_blur_probability_get_the_perceived_one(tiny_models):
 
 
 def test_reference_photo(tiny_models):
-    image = _photo(96, 128)
-    reference = _photo(70, 90)  # any size: resized to the image's
+    image = _photo(192, 256)  # astronaut squeezed to 3:4
+    reference = data.astronaut().astype(np.float32) / 255  # the sharp shot, 512×512: registered
     result = run(deblur(DeblurRequest(image, reference=reference, device="cpu"), CancelToken()))
     assert result.model_id == "refdeblur"
-    assert result.reference_confidence.shape == (96, 128)
+    assert result.warning is None
+    assert result.reference_confidence.shape == (192, 256)
     assert 0 <= result.reference_confidence.min() and result.reference_confidence.max() <= 1
     assert result.restored.shape == image.shape
     with pytest.raises(DeblurStudioError, match="'lcnet' does not use a reference photo"):
         run(deblur(DeblurRequest(image, model_id="lcnet", reference=reference), CancelToken()))
+
+
+@pytest.mark.parametrize("model_id", [None, "refdeblur"])
+def test_a_reference_of_another_scene_is_not_used(tiny_models, model_id):
+    image = _photo(192, 256)
+    coffee = data.coffee().astype(np.float32) / 255
+    request = DeblurRequest(image, model_id=model_id, reference=coffee, device="cpu")
+    result = run(deblur(request, CancelToken()))
+    plain = run(deblur(DeblurRequest(image, device="cpu"), CancelToken()))
+    assert result.model_id == "bladenet"  # the default deblurring model, as without a reference
+    assert "the reference photo does not show the same scene" in result.warning
+    assert "deblurred without it by 'bladenet'" in result.warning
+    assert result.reference_confidence is None
+    np.testing.assert_array_equal(result.restored, plain.restored)
+
+
+def test_a_registration_the_caller_has_is_used_as_given(tiny_models):
+    image = _photo(192, 256)
+    reference = data.astronaut().astype(np.float32) / 255
+    unmatched = Registration(None, 5)  # e.g. what the GUI found for the whole photo
+    request = DeblurRequest(image, reference=reference, reference_registration=unmatched)
+    result = run(deblur(request, CancelToken()))
+    assert result.model_id == "bladenet"
+    assert "(5 matching features, 12 needed)" in result.warning
 
 
 def test_analyse_scales_motion_to_full_resolution_pixels(tiny_models):
