@@ -1069,10 +1069,11 @@ class MainWindow(QMainWindow):
                 f"Preview of {x1 - x0}×{y1 - y0} px in {result.seconds:.1f} s — press "
                 "Deblur for the whole photo"
             )
-        if result.warning is not None:
-            self.banner.show_message(f"{result.warning[0].upper()}{result.warning[1:]}.")
         self.last_run_label.setText(f"Last run: {result.seconds:.1f} s")
         self._select_model(result.model_id)
+        if result.warning is not None:  # the reference was not used (the only warning)
+            self.banner.show_message(f"{result.warning[0].upper()}{result.warning[1:]}.")
+            self.reference_panel.model_note.setText("Not used: it shows another scene.")
         self._update_status_labels(ran_on=result.device)
         self.statusBar().showMessage(message, 8000)
         self._update_actions()

@@ -111,6 +111,7 @@ def test_a_reference_of_another_scene_is_not_used_and_the_user_is_told(
     assert window.banner.isVisible()
     assert "The reference photo does not show the same scene" in window.banner.label.text()
     assert window.selected_model_id() == "bladenet"  # the model that ran
+    assert window.reference_panel.model_note.text() == "Not used: it shows another scene."
 
 
 def test_a_batch_lists_the_photos_a_reference_does_not_match(astronaut_opened, qtbot, tmp_path):
