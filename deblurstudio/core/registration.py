@@ -40,6 +40,7 @@ MAX_SCALE = 8.0  # the reference may be at most this many times larger or smalle
 _RATIO = 0.75  # Lowe's ratio test
 _RANSAC_PX = 4.0  # reprojection error (px at the matching size) of an inlier
 _FEATURES = 4000  # SIFT keypoints kept per photo
+_Grey = tuple[np.ndarray, float]  # a uint8 grey version of a photo, and its scale
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,9 @@ class Registration:
 def register(image: np.ndarray, reference: np.ndarray) -> Registration:
     """Register `reference` onto `image` (both float32 RGB in [0, 1], any sizes)."""
     best = Registration(None, 0)
-    for side in MATCH_SIDES:
-        found = _register_at(image, reference, side)
+    size = image.shape[:2]
+    for image_grey, reference_grey in zip(_greys(image), _greys(reference), strict=True):
+        found = _register_at(image_grey, reference_grey, size)
         if found.homography is not None:
             return found
         if found.matches > best.matches:
@@ -113,9 +115,9 @@ def at_photo_scale(
     return shrunk, to_shrunk @ homography
 
 
-def _register_at(image: np.ndarray, reference: np.ndarray, side: int) -> Registration:
-    image_grey, image_scale = _grey(image, side)
-    reference_grey, reference_scale = _grey(reference, side)
+def _register_at(image: _Grey, reference: _Grey, size: tuple[int, int]) -> Registration:
+    """One attempt on shrunk grey versions of the photo (height, width `size`) and reference."""
+    (image_grey, image_scale), (reference_grey, reference_scale) = image, reference
     sift = cv2.SIFT_create(nfeatures=_FEATURES)
     image_points, image_descriptors = sift.detectAndCompute(image_grey, None)
     reference_points, reference_descriptors = sift.detectAndCompute(reference_grey, None)
@@ -139,23 +141,28 @@ def _register_at(image: np.ndarray, reference: np.ndarray, side: int) -> Registr
     # Back to full-size pixels: shrink the photo, map, enlarge into the reference.
     homography = np.diag([1 / reference_scale, 1 / reference_scale, 1.0]) @ small
     homography = homography @ np.diag([image_scale, image_scale, 1.0])
-    size = image.shape[:2]
     if matches < MIN_INLIERS or not _plausible(homography, size):
         return Registration(None, matches)
     return Registration(homography / homography[2, 2], matches)
 
 
-def _grey(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
-    """uint8 grey version shrunk to longest side at most `side`, and the scale applied."""
-    scale = min(1.0, side / max(image.shape[:2]))
-    grey = cv2.cvtColor(
-        (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY
-    )
-    if scale < 1.0:
-        size = (max(1, round(grey.shape[1] * scale)), max(1, round(grey.shape[0] * scale)))
-        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
-        scale = size[0] / image.shape[1]
-    return grey, scale
+def _greys(image: np.ndarray) -> list[_Grey]:
+    """uint8 grey versions of `image` shrunk to each of MATCH_SIDES (never enlarged), each with
+    its scale. The photo is shrunk once in colour; each smaller version from the previous one."""
+    height, width = image.shape[:2]
+    greys = []
+    source = image
+    for side in MATCH_SIDES:
+        scale = min(1.0, side / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if size != source.shape[1::-1]:
+            source = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
+        if source.ndim == 3:
+            source = cv2.cvtColor(
+                (np.clip(source, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), cv2.COLOR_RGB2GRAY
+            )
+        greys.append((source, size[0] / width))
+    return greys
 
 
 def _outline(homography: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -6,12 +6,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from deblurstudio.core.registration import (
-    Registration,
-    at_photo_scale,
-    register,
-    warp_reference,
-)
+from deblurstudio.core.registration import at_photo_scale, register, warp_reference
 
 
 def _float(picture):
@@ -107,6 +102,3 @@ def test_a_finer_reference_is_shrunk_to_the_photos_scale():
     same, kept = at_photo_scale(reference[::2, ::2], coarser, (300, 360))
     assert same.shape == (256, 256, 3) and kept is coarser
 
-
-def test_an_unregistered_crop_stays_unregistered():
-    assert Registration(None, 3).shifted(10, 20) == Registration(None, 3)
