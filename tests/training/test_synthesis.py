@@ -183,6 +183,10 @@ def test_mixed_blur_marks_what_changed_and_motion_known_only_far_from_moving_obj
     assert np.all(sample.motion_valid[20, 10:30] == 0)  # on the object
     assert np.all(sample.motion_valid[60:, 40:] == 1)
     assert np.all(sample.motion[60:, 40:] == (6.0, 0.0))
+    # On a flat background the shake changes nothing far from the object: not blurred there.
+    flat = np.full((80, 80, 3), 0.3, np.float32)
+    sample = S.synthesize_mixed(flat, layers, 9, kernel)
+    assert np.all(sample.blur_mask[50:, 50:] == 0) and sample.blur_mask[20, 20] == 1
 
 
 def test_sharp_sample_is_unchanged_with_static_pastes():
