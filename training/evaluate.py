@@ -5,11 +5,12 @@
 
 Deblurring networks: PSNR/SSIM of the input and of the output, overall and in moving
 (blur_mask = 1) and static (blur_mask = 0) regions; with a blur-probability output (BladeNet) the
-blur-mask IoU at 0.5 and the mean probability on sharp samples; for a reference network its PSNR
-gain over its no-reference twin (reference=None) with the sample's own related view and with an
-unrelated view (another sample's reference). Motion networks: end-point error in px over pixels
-with a known linear motion (the better of ±m), overall and where that motion is at least 1 px
-long, next to the error of predicting no motion.
+blur-mask IoU at 0.5, the pixel AUC of the probability against the mask (how well it separates
+blurred from sharp pixels, whatever its calibration) and the mean probability on sharp samples;
+for a reference network its PSNR gain over its no-reference twin (reference=None) with the
+sample's own related view and with an unrelated view (another sample's reference). Motion
+networks: end-point error in px over pixels with a known linear motion (the better of ±m), overall
+and where that motion is at least 1 px long, next to the error of predicting no motion.
 `evaluate` returns these as a dict (the model card's metrics and the training validation).
 """
 
@@ -30,7 +31,7 @@ from deblurstudio.core.errors import DeblurStudioError
 from deblurstudio.models import CheckpointError, load_checkpoint
 from deblurstudio.models.neurmap import motion_from_axis
 from training.data import PairedDataset, SyntheticBlurDataset
-from training.metrics import blur_mask_iou, endpoint_error, psnr, ssim
+from training.metrics import blur_mask_auc, blur_mask_iou, endpoint_error, psnr, ssim
 
 MOVING_PX = 1.0  # motion at least this long (px) counts as "moving" in the motion scores
 
@@ -122,6 +123,7 @@ def _score_deblur(scores: _Scores, model: nn.Module, sample: dict, unrelated: Te
     if output.blur_probability is not None and mask is not None:
         if float(mask.max()) > 0:
             scores.add("blur_iou", blur_mask_iou(output.blur_probability, mask)[0])
+            scores.add("blur_auc", blur_mask_auc(output.blur_probability, mask)[0])
         else:
             scores.add("sharp_mean_probability", output.blur_probability.mean())
     if model.needs_reference and sample.get("reference") is not None:
@@ -199,6 +201,7 @@ _ROWS = [
 ]
 _SINGLE = [
     ("blur-mask IoU @0.5", "blur_iou", "{:.3f}"),
+    ("blur-mask AUC (pixels)", "blur_auc", "{:.3f}"),
     ("mean probability, sharp samples", "sharp_mean_probability", "{:.3f}"),
     ("no-reference twin PSNR (dB)", "twin_psnr", "{:.2f}"),
     ("gain of related reference (dB)", "reference_gain_db", "{:+.2f}"),

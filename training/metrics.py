@@ -104,6 +104,39 @@ def blur_mask_iou(probability: Tensor, mask: Tensor, threshold: float = 0.5) -> 
     return torch.where(union > 0, iou, torch.full_like(iou, math.nan))
 
 
+def blur_mask_auc(probability: Tensor, mask: Tensor) -> Tensor:
+    """Area under the ROC curve of `probability` as a detector of `mask > 0.5`, per image.
+
+    The chance that a random blurred pixel scores higher than a random sharp one (ties count
+    half): how well the map *separates* blur from sharpness, whatever its calibration. IoU at a
+    fixed threshold mixes that with calibration, so a run that only shifts every probability
+    moves IoU and the mean probability on sharp photos against each other; AUC tells such a
+    shift from a better detector.
+
+    Args:
+        probability: N×1×H×W predicted blur probability.
+        mask: N×1×H×W ground-truth blur mask (1 = blurred).
+
+    Returns:
+        AUC in [0, 1] (0.5 = no better than chance); NaN for an image that is all blurred or all
+        sharp.
+    """
+    scores = []
+    for p, truth in zip(probability.flatten(1).float(), mask.flatten(1) > 0.5, strict=True):
+        positives = int(truth.sum())
+        negatives = truth.numel() - positives
+        if positives == 0 or negatives == 0:
+            scores.append(math.nan)
+            continue
+        # Mann-Whitney U from the rank sum of the blurred pixels, tied values at their mean rank.
+        _, inverse, counts = torch.unique(p, return_inverse=True, return_counts=True)
+        first_rank = torch.cumsum(counts, 0) - counts + 1
+        mean_rank = first_rank.double() + (counts.double() - 1) / 2
+        rank_sum = mean_rank[inverse][truth].sum().item()
+        scores.append((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
+    return torch.tensor(scores, dtype=torch.float32)
+
+
 def endpoint_error_map(pred: Tensor, target: Tensor) -> Tensor:
     """Per-pixel end-point error in px, the better of ±`target`.
 

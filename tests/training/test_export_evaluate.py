@@ -19,7 +19,14 @@ from training import evaluate as evaluate_module
 from training import export as export_module
 from training.evaluate import evaluate, format_table
 from training.export import ExportError, export_run
-from training.metrics import PSNR_CAP_DB, blur_mask_iou, endpoint_error, psnr, ssim
+from training.metrics import (
+    PSNR_CAP_DB,
+    blur_mask_auc,
+    blur_mask_iou,
+    endpoint_error,
+    psnr,
+    ssim,
+)
 from training.train import CONFIG_NAME, LAST, train
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
@@ -96,6 +103,30 @@ def test_iou_on_known_masks():
     assert math.isnan(blur_mask_iou(torch.zeros_like(truth), torch.zeros_like(truth)).item())
 
 
+def test_auc_separates_detection_from_calibration():
+    truth = torch.zeros(1, 1, 4, 4)
+    truth[..., :, :2] = 1
+    ramp = torch.linspace(0, 1, 16).view(1, 1, 4, 4).transpose(-1, -2)  # grows left to right
+    # Any map that scores every blurred pixel above every sharp one is a perfect detector, even one
+    # that IoU at 0.5 calls useless because all of it lies below the threshold.
+    assert blur_mask_auc(0.3 - 0.1 * ramp, truth).item() == 1.0
+    assert blur_mask_iou(0.3 - 0.1 * ramp, truth).item() == 0.0
+    assert blur_mask_auc(ramp, truth).item() == 0.0  # exactly backwards
+    assert blur_mask_auc(torch.full_like(truth, 0.7), truth).item() == 0.5  # all tied: chance
+    assert math.isnan(blur_mask_auc(ramp, torch.ones_like(truth)).item())  # no sharp pixel
+
+
+def test_auc_is_the_share_of_correctly_ordered_pairs():
+    generator = torch.Generator().manual_seed(0)
+    probability = torch.randint(0, 5, (2, 1, 6, 6), generator=generator).float() / 4  # many ties
+    truth = (torch.rand(2, 1, 6, 6, generator=generator) > 0.6).float()
+    for p, t, auc in zip(probability, truth, blur_mask_auc(probability, truth), strict=True):
+        blurred, sharp = p[t > 0.5], p[t <= 0.5]
+        pairs = blurred[:, None] - sharp[None, :]
+        expected = ((pairs > 0).float() + 0.5 * (pairs == 0).float()).mean()
+        assert auc.item() == pytest.approx(expected.item())
+
+
 def test_end_point_error_takes_the_better_sign():
     truth = torch.zeros(1, 2, 2, 2)
     truth[:, 0], truth[:, 1] = 3.0, 4.0
@@ -167,6 +198,7 @@ def test_evaluate_blur_perception_iou_and_sharp_probability(photo):
     torch.nn.init.constant_(model.perception.out.bias, 10.0)  # "blurred everywhere"
     metrics = evaluate(model, [sample(photo), sample(photo, "sharp")])
     assert metrics["blur_iou"] == pytest.approx(0.25)  # the mask is a quarter of the image
+    assert metrics["blur_auc"] == pytest.approx(0.5)  # the same probability everywhere: chance
     assert metrics["sharp_mean_probability"] == pytest.approx(1.0, abs=1e-4)
 
 
