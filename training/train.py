@@ -632,7 +632,7 @@ class BladeNetTrainer(Trainer):
     - "joint": everything fine-tuned with the same terms + bce·BCE (the paper's weights: MSE 1.0,
       DICE 0.25, BCE 0.01).
 
-    Every step trains on both data streams: `train.batch_size` samples of "global" (camera
+    Every step trains on both data streams: `train.batch_size` samples of "global" (mostly camera
     shake; the paper's REDS) and as many of "local" (Local Blur Synthesis with masks), in one
     batch. The paper alternates the two datasets; with BatchNorm that fails here: a batch that is
     all camera shake is normalised by its own statistics, which erases exactly the "how blurred
