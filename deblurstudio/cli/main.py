@@ -403,6 +403,8 @@ def _check_output(output: Path, source: Path, extensions) -> None:
         output.exists() and source.exists() and os.path.samefile(output, source)
     ):
         raise ImageWriteError(output, "is the input file; choose another name for the result")
+    if output.is_dir():  # before the type: a folder's name has no suffix to complain about
+        raise ImageWriteError(output, "is a folder; give the result's file name")
     if output.suffix.lower() not in extensions:
         raise ImageWriteError(
             output, f"unsupported file type {output.suffix or '(none)'!r}; use "
@@ -413,8 +415,6 @@ def _check_output(output: Path, source: Path, extensions) -> None:
         raise ImageWriteError(output, f"folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ImageWriteError(output, f"folder {folder} is not writable")
-    if output.is_dir():
-        raise ImageWriteError(output, "is a folder")
 
 
 def _check_device(device: str, precision: str) -> None:

@@ -112,6 +112,7 @@ def bad_inputs(tmp_path: Path, photo: Path) -> dict[str, tuple[list, str]]:
             ["deblur", photo, "-o", tmp_path / "." / "photo.jpg"], "photo.jpg"
         ),
         "unknown output type": (["deblur", photo, "-o", tmp_path / "o.gif"], "o.gif"),
+        "output is a folder": (["deblur", photo, "-o", tmp_path], f"{tmp_path}: is a folder"),
         "unknown model": (["deblur", photo, "-o", out, "--model", "nosuchmodel"], "nosuchmodel"),
         "motion model cannot deblur": (["deblur", photo, "-o", out, "--model", "motion"], "motion"),
         "missing reference": (
@@ -129,7 +130,8 @@ def bad_inputs(tmp_path: Path, photo: Path) -> dict[str, tuple[list, str]]:
 BAD_INPUT_CASES = [
     "missing input", "corrupt jpeg", "text file", "mask not an image", "mask of another shape",
     "missing output folder", "output folder is a file", "output is the input",
-    "output is the input by another name", "unknown output type", "unknown model",
+    "output is the input by another name", "unknown output type", "output is a folder",
+    "unknown model",
     "motion model cannot deblur", "missing reference", "analyse missing input",
     "analyse map over the input", "batch missing folder", "batch into its own folder",
 ]
