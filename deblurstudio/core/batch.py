@@ -252,6 +252,7 @@ def batch(
     model_id = check_model(request.model_id, request.reference is not None)
     resolve_precision(request.precision, resolve_device(request.device))
     reference = None if request.reference is None else imageio.read_image(request.reference).pixels
+    _make_folder(request.output_dir, output_dir)
     manifest = _Manifest(output_dir / MANIFEST_NAME, input_dir, model_id)
     tracker = _Tracker(len(items))
 
@@ -367,7 +368,8 @@ _STATUSES = ("done", "failed", "skipped")
 
 
 def _check_folders(request: BatchRequest) -> tuple[Path, Path]:
-    """Resolved input and output folders; the output folder exists and is writable."""
+    """Resolved input and output folders. Nothing is created yet: a batch refused later (no
+    photos, unknown model) must leave no empty output folder behind."""
     input_dir = Path(request.input_dir)
     if not input_dir.exists():
         raise ImageReadError(input_dir, "no such folder")
@@ -381,17 +383,21 @@ def _check_folders(request: BatchRequest) -> tuple[Path, Path]:
             "is the input folder; choose another folder for the results (originals are never "
             "overwritten)",
         )
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ImageWriteError(request.output_dir, "is a file, not a folder")
+    return input_dir, output_dir
+
+
+def _make_folder(requested: Path, output_dir: Path) -> None:
+    """Create the output folder (and its parents) once every check has passed."""
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ImageWriteError(
-            request.output_dir, f"cannot create the folder ({exc.strerror or exc})"
+            requested, f"cannot create the folder ({exc.strerror or exc})"
         ) from None
-    if not output_dir.is_dir():
-        raise ImageWriteError(request.output_dir, "is a file, not a folder")
     if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise ImageWriteError(request.output_dir, "permission denied (folder is not writable)")
-    return input_dir, output_dir
+        raise ImageWriteError(requested, "permission denied (folder is not writable)")
 
 
 def _plan(request: BatchRequest, input_dir: Path, output_dir: Path) -> list[_Item]:

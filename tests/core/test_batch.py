@@ -151,6 +151,7 @@ def test_missing_or_empty_input_folder_is_an_unreadable_input(tiny_models, tmp_p
     (tmp_path / "empty").mkdir()
     with pytest.raises(ImageReadError, match="no photos"):
         run(batch(BatchRequest(tmp_path / "empty", tmp_path / "out"), CancelToken()))
+    assert not (tmp_path / "out").exists()  # a refused batch leaves no empty output folder
 
 
 def test_cancel_leaves_only_complete_results_and_the_batch_resumes(tiny_models, tmp_path):
