@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Generator
@@ -48,6 +49,8 @@ from deblurstudio.core.errors import (
 )
 from deblurstudio.core.modelstore import default_model_id, find_model
 from deblurstudio.core.pipeline import DeblurRequest, deblur, run
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "deblurstudio-batch.json"
 MANIFEST_FORMAT = 1
@@ -523,19 +526,30 @@ class _Manifest:
         self.records_of_this_run: list[FileRecord] = []
 
     def _previous_files(self) -> dict[str, dict[str, Any]]:
+        """The files of an earlier run's manifest; {} (with a warning, as it is about to be
+        replaced) when the file is not one."""
+        if not self.path.exists():
+            return {}
         try:
             previous = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}  # none yet, or unreadable: start a fresh record
-        files = previous.get("files") if isinstance(previous, dict) else None
-        if previous.get("format") != MANIFEST_FORMAT or not isinstance(files, dict):
-            return {}
-        return files
+        except (OSError, ValueError) as exc:
+            reason = f"unreadable: {_one_line(exc)}"
+        else:
+            files = previous.get("files") if isinstance(previous, dict) else None
+            if isinstance(files, dict) and previous.get("format") == MANIFEST_FORMAT:
+                return files
+            reason = f"not a format-{MANIFEST_FORMAT} batch manifest"
+        log.warning("%s: %s; starting a new manifest", self.path, reason)
+        return {}
 
     def record(self, record: FileRecord) -> None:
-        """Add `record` and rewrite the manifest atomically."""
+        """Add `record` and rewrite the manifest atomically. A photo skipped because an earlier
+        run deblurred it keeps that run's "done" record (with its timing and warning)."""
         self.records_of_this_run.append(record)
-        self._files[record.source.as_posix()] = {
+        key = record.source.as_posix()
+        if record.status == "skipped" and self._files.get(key, {}).get("status") == "done":
+            return
+        self._files[key] = {
             "status": record.status,
             "output": None if record.output is None else record.output.as_posix(),
             "error": record.error,

@@ -98,6 +98,7 @@ def test_rerun_with_skip_existing_skips_done_photos_and_retries_failed_ones(
     out = tmp_path / "out"
     run(batch(BatchRequest(photos, out, recursive=True), CancelToken()))
     first_results = snapshot(out)
+    first_manifest = manifest_of(out)
 
     summary, steps = run_collecting(BatchRequest(photos, out, recursive=True, skip_existing=True))
 
@@ -109,7 +110,31 @@ def test_rerun_with_skip_existing_skips_done_photos_and_retries_failed_ones(
     ]
     second_results = snapshot(out)
     assert second_results["a.jpg"] == first_results["a.jpg"]
-    assert manifest_of(out)["a.jpg"]["status"] == "skipped"
+    # The earlier run's records of the photos it deblurred stay, timings included.
+    resumed_manifest = manifest_of(out)
+    assert resumed_manifest["a.jpg"] == first_manifest["a.jpg"]
+    assert resumed_manifest["sub/c.png"] == first_manifest["sub/c.png"]
+    assert resumed_manifest["a.jpg"]["status"] == "done"
+    assert resumed_manifest["a.jpg"]["seconds"] > 0
+
+
+@pytest.mark.parametrize("previous", ["[]", "not json {", '{"format": 1, "files": []}'])
+def test_a_manifest_that_is_not_one_is_replaced_with_a_warning(
+    tiny_models, tmp_path, caplog, previous
+):
+    photos = tmp_path / "in"
+    write_camera_jpeg(photos / "a.jpg")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MANIFEST_NAME).write_text(previous)
+
+    summary = run(batch(BatchRequest(photos, out, skip_existing=True), CancelToken()))
+
+    assert summary.done == 1
+    assert manifest_of(out)["a.jpg"]["status"] == "done"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and MANIFEST_NAME in warnings[0]
+    assert "starting a new manifest" in warnings[0]
 
 
 def test_non_recursive_batch_ignores_subfolders(tiny_models, photos, tmp_path):
