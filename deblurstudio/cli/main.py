@@ -217,7 +217,7 @@ def _deblur(args: argparse.Namespace) -> int:
         _check_device(args.device, args.precision)
         photo = imageio.read_image(args.input)
         height, width = photo.pixels.shape[:2]
-        mask = None if args.mask is None else _read_mask(args.mask, width, height)
+        mask = None if args.mask is None else imageio.read_mask(args.mask, size=(width, height))
         reference = None if args.reference is None else imageio.read_image(args.reference).pixels
 
     request = DeblurRequest(
@@ -421,24 +421,6 @@ def _check_device(device: str, precision: str) -> None:
     from deblurstudio.core.devices import resolve_device, resolve_precision
 
     resolve_precision(precision, resolve_device(device))
-
-
-def _read_mask(path: Path, width: int, height: int):
-    """The mask at the photo's size; a mask of another shape is refused (resizing one of the
-    same aspect ratio, e.g. painted on a preview, is fine)."""
-    import numpy as np
-
-    from deblurstudio.core import imageio
-
-    mask = imageio.read_mask(path)
-    mask_h, mask_w = mask.shape
-    if abs(mask_w / mask_h - width / height) > 0.01 * width / height:
-        raise ImageReadError(
-            path, f"mask is {mask_w}×{mask_h} px but the photo is {width}×{height} px"
-        )
-    if (mask_w, mask_h) != (width, height):
-        mask = imageio.read_mask(path, size=(width, height))
-    return np.asarray(mask, dtype=np.float32)
 
 
 def _token():

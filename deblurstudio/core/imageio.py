@@ -48,6 +48,10 @@ before any pixel is decoded, so a decompression bomb costs neither time nor memo
 # warning above 89 MP, an error above 179 MP) would contradict that limit, so it is switched off.
 Image.MAX_IMAGE_PIXELS = None
 
+MASK_ASPECT_TOLERANCE = 0.01
+"""How far (relative) a mask's aspect ratio may differ from the photo's for read_mask to scale it:
+a mask painted on a downscaled preview is off by its rounding only."""
+
 _FORMAT_BY_SUFFIX = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
@@ -245,14 +249,16 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> n
 
     Args:
         path: the mask file.
-        size: (width, height) to resize to with bilinear (area when shrinking) interpolation,
-            or None to keep the file's size.
+        size: the photo's (width, height): a mask of the same aspect ratio (within
+            MASK_ASPECT_TOLERANCE, e.g. painted on a preview) is resized to it with bilinear
+            (area when shrinking) interpolation; None keeps the file's size.
 
     Returns:
         float32 H×W in [0, 1]; 1 = deblur here.
 
     Raises:
-        ImageReadError: as read_image.
+        ImageReadError: as read_image, or the mask has another aspect ratio than `size`
+            (stretching it would put the deblurred areas in the wrong places).
     """
     photo = read_image(path)
     alpha = photo.alpha
@@ -260,7 +266,14 @@ def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> n
         mask = _to_unit_float(alpha)
     else:
         mask = photo.pixels @ _REC709_LUMA
-    if size is not None and (mask.shape[1], mask.shape[0]) != tuple(size):
+    mask_height, mask_width = mask.shape
+    if size is not None:
+        width, height = size
+        if abs(mask_width * height / (mask_height * width) - 1) > MASK_ASPECT_TOLERANCE:
+            raise ImageReadError(
+                path, f"mask is {mask_width}×{mask_height} px but the photo is {width}×{height} "
+                "px: another aspect ratio, so it cannot be scaled to fit")
+    if size is not None and (mask_width, mask_height) != tuple(size):
         shrinking = size[0] < mask.shape[1] and size[1] < mask.shape[0]
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         mask = cv2.resize(mask, tuple(size), interpolation=interpolation)

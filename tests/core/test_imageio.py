@@ -631,6 +631,15 @@ def test_mask_is_resized_to_the_photo(tmp_path):
     assert mask[:, :40].min() == 1.0 and mask[:, 50:].max() == 0.0
 
 
+def test_mask_of_another_aspect_ratio_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "square.png"
+    Image.fromarray(np.full((30, 30), 255, np.uint8)).save(path)
+
+    with pytest.raises(ImageReadError, match=r"square\.png: mask is 30×30 px but the photo is "
+                       r"90×60 px: another aspect ratio"):
+        read_mask(path, size=(90, 60))
+
+
 def test_write_mask_round_trip_as_8_bit_grey_png(tmp_path):
     mask = np.linspace(0, 1, 40 * 50, dtype=np.float32).reshape(40, 50)
     path = tmp_path / "mask.png"

@@ -104,6 +104,19 @@ def test_invert_clear_save_and_load(opened, tmp_path):
     assert not window.mask.mask.any()
 
 
+def test_a_mask_of_another_aspect_ratio_is_refused_not_stretched(opened, tmp_path):
+    window = opened  # a 96×64 photo
+    from deblurstudio.core import imageio
+
+    path = tmp_path / "square_mask.png"
+    imageio.write_mask(path, np.ones((64, 64), np.float32))
+    window.load_mask(str(path))
+    assert not window.mask.mask.any()
+    message = window.banner.label.text()
+    assert window.banner.isVisible() and "square_mask.png" in message
+    assert "aspect ratio" in message and "\n" not in message
+
+
 def test_deblur_changes_only_the_masked_area(opened, qtbot):
     window = opened
     window.mask_panel.tool_buttons["brush"].click()
