@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         format=f"{PROG}: %(levelname)s: %(message)s",
     )
     try:
+        _say_if_tile_raised(args.tile if "tile" in args else 0)
         return args.command(args)
     except (Cancelled, KeyboardInterrupt):
         print(f"{PROG}: interrupted", file=sys.stderr)
@@ -118,9 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     def compute_options(command: argparse.ArgumentParser, precision: bool = True) -> None:
         command.add_argument("--device", choices=DEVICES, default="auto",
                              help="where to compute (default: auto = GPU if there is one)")
+        command.add_argument("--tile", type=_non_negative_int, default=0, metavar="N",
+                             help="tile side in pixels, at least 128 (default 0: chosen for "
+                             "the device)")
         if precision:
-            command.add_argument("--tile", type=_non_negative_int, default=0, metavar="N",
-                                 help="tile side in pixels (default 0: chosen for the device)")
             command.add_argument("--precision", choices=PRECISIONS, default="auto",
                                  help="arithmetic precision (default: auto for the device)")
 
@@ -196,6 +198,17 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _say_if_tile_raised(tile: int) -> None:
+    """Warn that a --tile below the smallest tile the pipeline runs is raised to it."""
+    if tile == 0:
+        return
+    from deblurstudio.core.tiling import MIN_TILE
+
+    if tile < MIN_TILE:
+        print(f"{PROG}: warning: --tile {tile} is below the smallest tile, {MIN_TILE} px; "
+              f"using {MIN_TILE}", file=sys.stderr)
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -253,7 +266,9 @@ def _analyse(args: argparse.Namespace) -> int:
         _check_device(args.device, "auto")
         photo = imageio.read_image(args.input)
 
-    result = _drive(analyse(photo.pixels, _token(), device=args.device), args.input.name)
+    result = _drive(
+        analyse(photo.pixels, _token(), device=args.device, tile=args.tile), args.input.name
+    )
     motion = result.motion_map
     written = []
     if args.blur_map is not None:

@@ -286,10 +286,15 @@ def deblur(request: DeblurRequest, token: CancelToken) -> Generator[Progress, No
 
 
 def analyse(
-    image: np.ndarray, token: CancelToken, *, device: str = "auto", max_side: int = 1024
+    image: np.ndarray,
+    token: CancelToken,
+    *,
+    device: str = "auto",
+    tile: int = 0,
+    max_side: int = 1024,
 ) -> Generator[Progress, None, AnalysisResult]:
     """Run only blur perception and motion estimation at reduced resolution (longest side
-    `max_side`), upsampled to the image size.
+    `max_side`), upsampled to the image size; `tile` as in DeblurRequest.
 
     Perception is the default deblurring model's perceive() (BladeNet); motion is the default
     "motion" model when installed. Precision is "auto" for the device.
@@ -307,7 +312,7 @@ def analyse(
     if motion_net is not None:
         nets["motion"] = motion_net
     maps = yield from _tracked(
-        _analysis_maps(image, nets, torch_device, dtype, 0, max_side),
+        _analysis_maps(image, nets, torch_device, dtype, tile, max_side),
         token,
         "analysing",
         0.0,

@@ -199,6 +199,20 @@ def test_analyse_without_outputs_prints_a_summary(tiny_models, capsys, photo, tm
     assert listing(tmp_path) == before
 
 
+@pytest.mark.parametrize("command", ["analyse", "deblur"])
+def test_tile_is_taken_by_analyse_and_deblur_and_a_small_one_is_raised_with_a_warning(
+    tiny_models, capsys, photo, tmp_path, command
+):
+    outputs = ["-o", tmp_path / "out.png"] if command == "deblur" else []
+    status, _, err = cli(capsys, command, photo, *outputs, "--tile", "64", "--device", "cpu")
+    assert status == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "warning: --tile 64" in lines[0] and "using 128" in lines[0]
+
+    status, _, err = cli(capsys, command, photo, *outputs, "--tile", "256", "--device", "cpu")
+    assert status == 0 and err == ""
+
+
 def test_models_lists_every_model_with_its_card(tiny_models, capsys):
     status, stdout, _ = cli(capsys, "models")
     assert status == 0
