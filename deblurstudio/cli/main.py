@@ -47,6 +47,8 @@ PROG = "deblurstudio-cli"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+QUALITY_HELP = ("JPEG and WebP quality of the result, 1-100 (default: the original JPEG's, "
+                "estimated from its quantisation tables; 95 for other originals)")
 
 T = TypeVar("T")
 
@@ -137,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="deblur only where the mask is white (grey = partly)")
     deblur.add_argument("--reference", type=Path, metavar="REF",
                         help="a sharp photo of the same scene (uses the reference model)")
+    deblur.add_argument("--quality", type=_quality, metavar="Q", help=QUALITY_HELP)
     compute_options(deblur)
     deblur.set_defaults(command=_deblur)
 
@@ -170,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="a sharp photo of the same scene, used for every photo")
     batch.add_argument("--skip-existing", action="store_true",
                        help="skip photos whose result exists (resume an interrupted batch)")
+    batch.add_argument("--quality", type=_quality, metavar="Q", help=QUALITY_HELP)
     compute_options(batch)
     batch.set_defaults(command=_batch)
 
@@ -195,6 +199,13 @@ def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+    return value
+
+
+def _quality(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be 1 to 100, not {value}")
     return value
 
 
@@ -240,7 +251,9 @@ def _deblur(args: argparse.Namespace) -> int:
     result = _drive(deblur(request, _token()), args.input.name)
     if result.warning is not None:
         print(f"{PROG}: warning: {args.reference}: {result.warning}", file=sys.stderr)
-    imageio.write_image(args.output, dataclasses.replace(photo, pixels=result.restored))
+    imageio.write_image(
+        args.output, dataclasses.replace(photo, pixels=result.restored), quality=args.quality
+    )
     print(f"{args.output}: deblurred with {result.model_id} on {result.device} "
           f"in {result.seconds:.1f} s")
     return EXIT_OK
@@ -302,7 +315,7 @@ def _batch(args: argparse.Namespace) -> int:
     request = BatchRequest(
         input_dir=args.input_dir, output_dir=args.output_dir, recursive=args.recursive,
         model_id=args.model, reference=args.reference, skip_existing=args.skip_existing,
-        device=args.device, tile=args.tile, precision=args.precision,
+        device=args.device, tile=args.tile, precision=args.precision, quality=args.quality,
     )
     job = batch(request, _token())
     # Everything batch() checks before the first photo (folders, model, device, reference) is a

@@ -73,6 +73,8 @@ class BatchRequest:
             whose scene it does not show is deblurred without it (FileRecord.warning says so).
         skip_existing: skip photos whose result already exists (resume).
         device, tile, precision: as in `pipeline.DeblurRequest`.
+        quality: JPEG and WebP quality of the results, 1-100; None = each original JPEG's
+            (see `imageio.write_image`).
     """
 
     input_dir: Path
@@ -84,6 +86,7 @@ class BatchRequest:
     device: str = "auto"
     tile: int = 0
     precision: str = "auto"
+    quality: int | None = None
 
 
 @dataclass(frozen=True)
@@ -343,7 +346,8 @@ def batch(
                 yield outcome(finished.item, _written(finished))
             result = dataclasses.replace(photo, pixels=deblurred.restored)
             writing = _Writing(
-                item, pool.submit(_timed, _write_result, item.destination, result), seconds,
+                item, pool.submit(_timed, _write_result, item.destination, result, request.quality),
+                seconds,
                 deblurred.warning,
             )
         if writing is not None:
@@ -442,7 +446,7 @@ def _timed(function: Callable[..., T], *args: Any) -> tuple[T, float]:
     return result, time.perf_counter() - started
 
 
-def _write_result(destination: Path, result: imageio.Photo) -> None:
+def _write_result(destination: Path, result: imageio.Photo, quality: int | None) -> None:
     """Write one result (its subfolder created on demand), keeping the original's format."""
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -450,7 +454,7 @@ def _write_result(destination: Path, result: imageio.Photo) -> None:
         raise ImageWriteError(
             destination, f"cannot create its folder ({exc.strerror or exc})"
         ) from None
-    imageio.write_image(destination, result)
+    imageio.write_image(destination, result, quality=quality)
 
 
 def _submit_read(pool: ThreadPoolExecutor, item: _Item) -> Future:

@@ -48,6 +48,9 @@ before any pixel is decoded, so a decompression bomb costs neither time nor memo
 # warning above 89 MP, an error above 179 MP) would contradict that limit, so it is switched off.
 Image.MAX_IMAGE_PIXELS = None
 
+DEFAULT_QUALITY = 95
+"""JPEG and WebP quality of results whose source has none (PNG, TIFF, ... or a new picture)."""
+
 MASK_ASPECT_TOLERANCE = 0.01
 """How far (relative) a mask's aspect ratio may differ from the photo's for read_mask to scale it:
 a mask painted on a downscaled preview is off by its rounding only."""
@@ -91,6 +94,14 @@ _EXIF_IFD0_TAGS = frozenset({
     Base.ReferenceBlackWhite, Base.Copyright, IFD.Exif, IFD.GPSInfo,
 })
 _TIFF_ROWS_PER_STRIP = 64
+# The JPEG standard's example luminance table (Annex K), natural order: libjpeg scales it by the
+# quality setting, so a file's table tells which quality wrote it.
+_STANDARD_LUMINANCE = np.array([
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+])
 _SRGB_PROFILE = ImageCms.createProfile("sRGB")
 _REC709_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 # What Pillow and OpenCV raise on damaged or truncated files.
@@ -110,6 +121,8 @@ class Photo:
             turned upright with the pixels; None for opaque images.
         bit_depth: bits per channel of the source, 8 or 16.
         format: Pillow format name of the source: "JPEG", "PNG", "TIFF", "WEBP" or "BMP".
+        quality: a JPEG source's quality on the 1-100 scale of libjpeg (estimated from its
+            quantisation tables; write_image's default for JPEG and WebP), else None.
         exif: EXIF block as Pillow writes it (starts with b"Exif\\0\\0") with Orientation reset
             to 1 (or absent), or None.
         icc_profile: ICC profile of an RGB colour space, or None (sRGB). Grey and CMYK profiles
@@ -121,6 +134,7 @@ class Photo:
     alpha: np.ndarray | None = None
     bit_depth: int = 8
     format: str = "PNG"
+    quality: int | None = None
     exif: bytes | None = None
     icc_profile: bytes | None = None
     path: Path | None = None
@@ -174,11 +188,13 @@ def read_image(path: str | os.PathLike) -> Photo:
             raise ImageReadError(
                 path, f"damaged or truncated {fmt} file ({_one_line(exc)})") from exc
         icc_profile = _rgb_profile(image.info.get("icc_profile"))
+        quality = _jpeg_quality(image.quantization[0]) if fmt == "JPEG" else None
     return Photo(
         pixels=_to_unit_float(_upright(color, orientation)),
         alpha=None if alpha is None else _upright(alpha, orientation),
         bit_depth=16 if color.dtype == np.uint16 else 8,
         format=fmt,
+        quality=quality,
         exif=exif_bytes,
         icc_profile=icc_profile,
         path=path,
@@ -186,7 +202,11 @@ def read_image(path: str | os.PathLike) -> Photo:
 
 
 def write_image(
-    path: str | os.PathLike, photo: Photo, *, quality: int = 95, allow_overwrite: bool = False
+    path: str | os.PathLike,
+    photo: Photo,
+    *,
+    quality: int | None = None,
+    allow_overwrite: bool = False,
 ) -> None:
     """Write `photo`; the format follows the extension of `path` (see SUPPORTED_EXTENSIONS).
 
@@ -197,7 +217,8 @@ def write_image(
     Args:
         path: destination; its folder must exist.
         photo: pixels float32 RGB H×W×3 in [0, 1] (values outside are clipped).
-        quality: JPEG and WebP quality, 1-100; lossless formats ignore it.
+        quality: JPEG and WebP quality, 1-100; None: the source JPEG's (`photo.quality`), else
+            DEFAULT_QUALITY. Lossless formats ignore it.
         allow_overwrite: allow `path` to be `photo.path` itself. Pass True only after the user
             explicitly agreed to replace the original.
 
@@ -229,6 +250,7 @@ def write_image(
         exif.load(photo.exif)
         _make_upright(exif)
     icc = photo.icc_profile
+    quality = quality or photo.quality or DEFAULT_QUALITY
 
     def encode(file: IO[bytes]) -> None:
         if fmt == "PNG":
@@ -387,6 +409,16 @@ def _cmyk_to_rgb(image: Image.Image) -> Image.Image:
         except ImageCms.PyCMSError:
             pass  # a broken or non-CMYK profile: the plain conversion still gives a usable photo
     return image.convert("RGB")
+
+
+def _jpeg_quality(luminance_table) -> int:
+    """The libjpeg quality (1-100) whose scaled standard table is nearest to a file's luminance
+    table (natural order); cameras' own tables get the quality that quantises as coarsely."""
+    qualities = np.arange(1, 101)
+    scale = np.where(qualities < 50, 5000 // qualities, 200 - 2 * qualities)
+    tables = np.clip((_STANDARD_LUMINANCE * scale[:, None] + 50) // 100, 1, 255)
+    distance = np.abs(tables - np.asarray(luminance_table)).sum(axis=1)
+    return int(qualities[len(qualities) - 1 - np.argmin(distance[::-1])])  # ties: the higher
 
 
 def _exif_of(image: Image.Image) -> Image.Exif:

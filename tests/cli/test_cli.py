@@ -64,6 +64,25 @@ def test_deblur_writes_a_result_that_keeps_exif_and_icc(tiny_models, capsys, pho
     assert cv2.imread(str(out)).shape == (48, 64, 3)
 
 
+def test_jpeg_results_keep_the_original_quality_unless_quality_is_given(
+    tiny_models, capsys, tmp_path
+):
+    from PIL import Image
+
+    from deblurstudio.core.imageio import read_image
+
+    source = tmp_path / "in" / "q75.jpg"
+    source.parent.mkdir()
+    Image.fromarray(small_photo()).save(source, quality=75)
+    assert cli(capsys, "deblur", source, "-o", tmp_path / "same.jpg")[0] == 0
+    assert read_image(tmp_path / "same.jpg").quality == 75
+    assert cli(capsys, "deblur", source, "-o", tmp_path / "q90.jpg", "--quality", "90")[0] == 0
+    assert read_image(tmp_path / "q90.jpg").quality == 90
+    assert cli(capsys, "batch", source.parent, tmp_path / "out", "--quality", "60")[0] == 0
+    assert read_image(tmp_path / "out" / "q75.jpg").quality == 60
+    assert cli(capsys, "deblur", source, "-o", tmp_path / "x.jpg", "--quality", "0")[0] == 2
+
+
 def test_deblur_keeps_16_bits(tiny_models, capsys, tmp_path):
     source = write_16_bit_png(tmp_path / "deep.png")
     out = tmp_path / "deep_result.png"

@@ -631,6 +631,21 @@ def test_mask_is_resized_to_the_photo(tmp_path):
     assert mask[:, :40].min() == 1.0 and mask[:, 50:].max() == 0.0
 
 
+def test_a_jpeg_result_keeps_the_quality_and_size_of_the_original(tmp_path):
+    source = tmp_path / "q75.jpg"
+    Image.fromarray(skdata.astronaut()).save(source, quality=75)
+    photo = read_image(source)
+    assert photo.quality == 75
+
+    out = tmp_path / "result.jpg"
+    write_image(out, photo)
+    assert read_image(out).quality == 75
+    assert out.stat().st_size < 1.1 * source.stat().st_size  # 1.85× at the old quality 95
+
+    write_image(tmp_path / "finer.jpg", photo, quality=90)
+    assert read_image(tmp_path / "finer.jpg").quality == 90
+
+
 def test_mask_of_another_aspect_ratio_is_refused_naming_the_file(tmp_path):
     path = tmp_path / "square.png"
     Image.fromarray(np.full((30, 30), 255, np.uint8)).save(path)
