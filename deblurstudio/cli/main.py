@@ -243,6 +243,8 @@ def _deblur(args: argparse.Namespace) -> int:
         height, width = photo.pixels.shape[:2]
         mask = None if args.mask is None else imageio.read_mask(args.mask, size=(width, height))
         reference = None if args.reference is None else imageio.read_image(args.reference).pixels
+    for warning in photo.warnings:
+        print(f"{PROG}: warning: {args.input}: {warning}", file=sys.stderr)
 
     request = DeblurRequest(
         image=photo.pixels, model_id=model_id, mask=mask, reference=reference,

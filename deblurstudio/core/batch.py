@@ -99,8 +99,9 @@ class FileRecord:
         output: the result's path relative to the output folder (None when failed).
         error: one-line reason when failed, else None.
         seconds: seconds of work on it (decoding + deblurring + encoding; 0 when skipped).
-        warning: the pipeline's warning when done differently from the request (the reference
-            does not show this photo's scene, so it was deblurred without it), else None.
+        warning: what was done differently from the request, else None: the photo's reading
+            warnings (a CMYK photo's result is RGB) and the pipeline's (the reference does not
+            show this photo's scene, so it was deblurred without it), joined by "; ".
     """
 
     source: Path
@@ -183,7 +184,7 @@ class _Writing:
     item: _Item
     job: Future
     seconds: float  # of work on it so far
-    warning: str | None  # the pipeline's
+    warning: str | None  # reading's and the pipeline's
 
 
 def find_photos(input_dir: Path, recursive: bool, exclude: Path | None = None) -> list[Path]:
@@ -345,10 +346,10 @@ def batch(
                 finished, writing = writing, None
                 yield outcome(finished.item, _written(finished))
             result = dataclasses.replace(photo, pixels=deblurred.restored)
+            warning = "; ".join(filter(None, [*photo.warnings, deblurred.warning])) or None
             writing = _Writing(
                 item, pool.submit(_timed, _write_result, item.destination, result, request.quality),
-                seconds,
-                deblurred.warning,
+                seconds, warning,
             )
         if writing is not None:
             finished, writing = writing, None

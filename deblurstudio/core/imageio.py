@@ -72,6 +72,9 @@ _READABLE_FORMATS = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "TIFF": "TIFF"
                      "WEBP": "WEBP", "BMP": "BMP"}
 _SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 _ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
+# Pillow modes of one colour channel (bilevel, 8-bit, 16-bit, 32-bit integer) with or without
+# alpha.
+_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L"})
 # Pillow modes of 8-bit images that convert to RGB(A) without loss; CMYK is colour-managed.
 _PILLOW_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "YCbCr", "CMYK"})
 
@@ -123,6 +126,11 @@ class Photo:
         format: Pillow format name of the source: "JPEG", "PNG", "TIFF", "WEBP" or "BMP".
         quality: a JPEG source's quality on the 1-100 scale of libjpeg (estimated from its
             quantisation tables; write_image's default for JPEG and WebP), else None.
+        grey: the source has one colour channel. `pixels` are RGB all the same (the networks
+            take RGB), and write_image writes one channel again, their Rec. 709 luma, so the
+            small channel differences a network leaves cannot tint a grey photo.
+        warnings: one-line notes on what reading changed that the user should know (a CMYK
+            photo's result is RGB), for the CLI, batch manifest and GUI to show.
         exif: EXIF block as Pillow writes it (starts with b"Exif\\0\\0") with Orientation reset
             to 1 (or absent), or None.
         icc_profile: ICC profile of an RGB colour space, or None (sRGB). Grey and CMYK profiles
@@ -135,6 +143,8 @@ class Photo:
     bit_depth: int = 8
     format: str = "PNG"
     quality: int | None = None
+    grey: bool = False
+    warnings: tuple[str, ...] = ()
     exif: bytes | None = None
     icc_profile: bytes | None = None
     path: Path | None = None
@@ -143,8 +153,9 @@ class Photo:
 def read_image(path: str | os.PathLike) -> Photo:
     """Read a JPEG, PNG (8/16-bit), TIFF (8/16-bit), WebP or BMP file.
 
-    Grey and palette images come back as RGB, CMYK through its embedded ICC profile when it has
-    one. The EXIF orientation is applied to pixels and alpha.
+    Grey and palette images come back as RGB (grey ones marked `grey`), CMYK through its
+    embedded ICC profile when it has one (with a warning: the result will be RGB). The EXIF
+    orientation is applied to pixels and alpha.
 
     Returns:
         A Photo; pixels float32 RGB H×W×3 in [0, 1].
@@ -189,12 +200,18 @@ def read_image(path: str | os.PathLike) -> Photo:
                 path, f"damaged or truncated {fmt} file ({_one_line(exc)})") from exc
         icc_profile = _rgb_profile(image.info.get("icc_profile"))
         quality = _jpeg_quality(image.quantization[0]) if fmt == "JPEG" else None
+        warnings = ()
+        if image.mode == "CMYK":
+            warnings = ("CMYK photo: converted to RGB, and the result is saved as RGB",)
+        grey = image.mode in _GREY_MODES
     return Photo(
         pixels=_to_unit_float(_upright(color, orientation)),
         alpha=None if alpha is None else _upright(alpha, orientation),
         bit_depth=16 if color.dtype == np.uint16 else 8,
         format=fmt,
         quality=quality,
+        grey=grey,
+        warnings=warnings,
         exif=exif_bytes,
         icc_profile=icc_profile,
         path=path,
@@ -240,7 +257,7 @@ def write_image(
         raise ValueError(f"alpha shape {photo.alpha.shape} does not match pixels")
 
     dtype = np.uint16 if photo.bit_depth == 16 and fmt in _SIXTEEN_BIT_FORMATS else np.uint8
-    color = _quantize(photo.pixels, dtype)
+    color = _quantize(photo.pixels @ _REC709_LUMA if photo.grey else photo.pixels, dtype)
     alpha = None
     if photo.alpha is not None and fmt in _ALPHA_FORMATS:
         alpha = _alpha_as(photo.alpha, dtype)
@@ -517,6 +534,9 @@ def _encode_with_pillow(file: IO[bytes], fmt: str, color: np.ndarray, alpha: np.
 def _encode_png(file: IO[bytes], color: np.ndarray, alpha: np.ndarray | None,
                 exif: Image.Exif | None, icc: bytes | None) -> None:
     """PNG of grey H×W or RGB H×W×3 (+ alpha), 8 or 16 bits, with iCCP and eXIf chunks."""
+    if color.ndim == 2 and alpha is not None:
+        # OpenCV writes no grey + alpha PNG: three equal channels keep the grey neutral.
+        color = np.repeat(color[..., np.newaxis], 3, axis=2)
     if color.ndim == 3:
         color = np.dstack([color[..., ::-1]] + ([alpha] if alpha is not None else []))  # to BGR(A)
     ok, encoded = cv2.imencode(".png", color)
@@ -542,9 +562,12 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def _encode_tiff(file: IO[bytes], color: np.ndarray, alpha: np.ndarray | None,
                  exif: Image.Exif | None, icc: bytes | None) -> None:
-    """Baseline little-endian RGB(A) TIFF, 8 or 16 bits, Deflate with horizontal predictor, EXIF
-    tags and ICC profile in the tag directory, which Pillow's writer lays out."""
-    samples = color if alpha is None else np.dstack([color, alpha])
+    """Baseline little-endian RGB or grey (+ alpha) TIFF, 8 or 16 bits, Deflate with horizontal
+    predictor, EXIF tags and ICC profile in the tag directory, which Pillow's writer lays out."""
+    samples = color.reshape(*color.shape[:2], -1)  # grey H×W -> H×W×1
+    photometric = 2 if samples.shape[2] == 3 else 1  # RGB, or grey with 0 = black
+    if alpha is not None:
+        samples = np.dstack([samples, alpha])
     samples = samples.astype(samples.dtype.newbyteorder("<"), copy=False)
     height, width, channels = samples.shape
     # Predictor 2: each sample minus its left neighbour (modulo 2^bits, as numpy's unsigned
@@ -565,7 +588,7 @@ def _encode_tiff(file: IO[bytes], color: np.ndarray, alpha: np.ndarray | None,
     directory[TiffImagePlugin.IMAGELENGTH] = height
     directory[TiffImagePlugin.BITSPERSAMPLE] = (samples.dtype.itemsize * 8,) * channels
     directory[TiffImagePlugin.COMPRESSION] = 8  # Adobe Deflate
-    directory[TiffImagePlugin.PHOTOMETRIC_INTERPRETATION] = 2  # RGB
+    directory[TiffImagePlugin.PHOTOMETRIC_INTERPRETATION] = photometric
     directory[TiffImagePlugin.SAMPLESPERPIXEL] = channels
     directory[TiffImagePlugin.ROWSPERSTRIP] = _TIFF_ROWS_PER_STRIP
     directory[TiffImagePlugin.STRIPBYTECOUNTS] = tuple(len(strip) for strip in strips)

@@ -696,6 +696,9 @@ class MainWindow(QMainWindow):
         depth = f"{opened.photo.bit_depth}-bit {opened.photo.format}"
         self.setWindowTitle(f"{Path(opened.path).name} — DeblurStudio")
         self.statusBar().showMessage(f"Opened {opened.path} ({width}×{height} px, {depth})", 5000)
+        if opened.photo.warnings:
+            warnings = "; ".join(opened.photo.warnings)
+            self.banner.show_message(f"{Path(opened.path).name}: {warnings}")
         self._update_actions()
         self.photo_opened.emit(opened.path)
 

@@ -83,6 +83,30 @@ def test_jpeg_results_keep_the_original_quality_unless_quality_is_given(
     assert cli(capsys, "deblur", source, "-o", tmp_path / "x.jpg", "--quality", "0")[0] == 2
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_grey_photo_stays_one_neutral_channel(tiny_models, capsys, tmp_path, suffix):
+    from PIL import Image
+
+    source = tmp_path / f"grey{suffix}"
+    Image.fromarray(small_photo().mean(axis=2).astype(np.uint8)).save(source)
+    out = tmp_path / f"result{suffix}"
+    assert cli(capsys, "deblur", source, "-o", out, "--device", "cpu")[0] == 0
+    with Image.open(out) as result:
+        assert result.mode == "L"  # one channel: no tint possible
+
+
+def test_a_cmyk_photo_says_its_result_is_rgb(tiny_models, capsys, tmp_path):
+    from PIL import Image
+
+    source = tmp_path / "print.jpg"
+    Image.fromarray(np.zeros((48, 64, 4), np.uint8), mode="CMYK").save(source)
+    status, _, err = cli(capsys, "deblur", source, "-o", tmp_path / "result.jpg")
+    assert status == 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "warning:" in lines[0] and "print.jpg" in lines[0]
+    assert "CMYK" in lines[0] and "RGB" in lines[0]
+
+
 def test_deblur_keeps_16_bits(tiny_models, capsys, tmp_path):
     source = write_16_bit_png(tmp_path / "deep.png")
     out = tmp_path / "deep_result.png"

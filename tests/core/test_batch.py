@@ -235,3 +235,14 @@ def test_a_reference_is_used_only_for_the_photos_of_its_scene(tiny_models, tmp_p
     files = manifest_of(out)
     assert files["astronaut.jpg"]["warning"] is None
     assert files["coffee.jpg"]["warning"] == warnings["coffee.jpg"]
+
+
+def test_a_cmyk_photo_is_done_with_a_warning_in_the_manifest(tiny_models, tmp_path):
+    from PIL import Image
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    Image.fromarray(np.zeros((48, 64, 4), np.uint8), mode="CMYK").save(photos / "print.jpg")
+    run(batch(BatchRequest(photos, tmp_path / "out"), CancelToken()))
+    record = manifest_of(tmp_path / "out")["print.jpg"]
+    assert record["status"] == "done" and "CMYK" in record["warning"]

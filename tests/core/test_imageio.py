@@ -439,6 +439,31 @@ def test_cmyk_jpeg_is_converted_through_its_icc_profile(tmp_path):
     assert red < 0.2 and blue > 0.8 and green < 0.9
 
 
+def test_cmyk_photo_warns_that_its_result_will_be_rgb(tmp_path):
+    path = tmp_path / "print.jpg"
+    Image.fromarray(cmyk_patches(), mode="CMYK").save(path)
+    assert read_image(path).warnings == (
+        "CMYK photo: converted to RGB, and the result is saved as RGB",
+    )
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".jpg", ".bmp"])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_grey_photo_is_written_as_one_channel_even_from_tinted_pixels(tmp_path, suffix, bits):
+    grey = ramp16()[..., 0] if bits == 16 else ramp16()[..., 0] // 257
+    source = tmp_path / "grey.png"
+    cv2.imwrite(str(source), grey.astype(np.uint16 if bits == 16 else np.uint8))
+    photo = read_image(source)
+    tinted = photo.pixels.copy()
+    tinted[..., 0] += 0.02  # what a network may leave
+
+    out = tmp_path / f"out{suffix}"
+    write_image(out, dataclasses.replace(photo, pixels=tinted))
+    with Image.open(out) as result:
+        assert result.mode in ("L", "I;16")
+    assert read_image(out).bit_depth == (bits if suffix in (".png", ".tif") else 8)
+
+
 # --- unreadable input ----------------------------------------------------------------------------
 
 

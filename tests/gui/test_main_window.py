@@ -43,6 +43,17 @@ def test_unreadable_photo_shows_a_message_in_the_window(window, qtbot, tmp_path)
     assert window.photo is None
 
 
+def test_a_cmyk_photo_opens_with_a_note_that_its_result_will_be_rgb(window, qtbot, tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "print.jpg"
+    Image.fromarray(np.zeros((64, 96, 4), np.uint8), mode="CMYK").save(path)
+    with qtbot.waitSignal(window.photo_opened, timeout=30_000):
+        window.open_photo(str(path))
+    message = window.banner.label.text()
+    assert window.banner.isVisible() and "print.jpg" in message and "CMYK" in message
+
+
 def test_deblur_shows_the_result_and_run_details(opened, qtbot):
     window = opened
     with qtbot.waitSignal(window.deblur_finished, timeout=RUN_TIMEOUT_MS) as finished:
