@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from deblurstudio.core.errors import DeblurStudioError
 from deblurstudio.core.imageio import read_image
-from training.data import synthesis
+from training.data import device_synthesis, synthesis
 from training.data.layouts import (
     PAIRED_KINDS,
     SOURCE_LAYOUTS,
@@ -57,6 +57,9 @@ _NEIGHBOUR_REFERENCE_PROBABILITY = 0.7
 _OBJECT_TRIES = 50
 # An object's larger side as a fraction of the crop.
 _OBJECT_SIZE = (0.25, 0.6)
+# Pasted objects per sample: 1 to _MOST_MOVING moving ones (local, mixed), 0 to _MOST_STILL still.
+_MOST_MOVING = 2
+_MOST_STILL = 2
 
 
 def _chw(array: np.ndarray) -> torch.Tensor:
@@ -121,6 +124,16 @@ def _extra_sources(specs: Sequence[Mapping[str, Any]]) -> SynthesisSources:
     return sources
 
 
+def _device_shapes(crop: int, max_blur: float) -> device_synthesis.Shapes:
+    """The fixed sizes of a SyntheticBlurDataset's device-synthesis ingredients."""
+    return device_synthesis.Shapes(
+        crop=crop,
+        margin=synthesis.max_kernel_radius(max_blur),
+        cutout=math.ceil(_OBJECT_SIZE[1] * crop),
+        layers=_MOST_MOVING + _MOST_STILL,
+    )
+
+
 class SyntheticBlurDataset(_Seeded, Dataset):
     """Blurred/sharp pairs synthesised on the fly from sharp photos and object masks.
 
@@ -148,6 +161,10 @@ class SyntheticBlurDataset(_Seeded, Dataset):
             ``[{"layout": "voc", "root": "VOC2012", "split": "train"},
             {"layout": "folder", "root": "my_photos"}]`` (see ``training.data.layouts``).
             Validation always stays the fixed shared-data split, so scores compare across runs.
+        synthesis: "cpu" (finished samples) or "device": training samples are the ingredients
+            of `training.data.device_synthesis`, and ``synthesize_on_device`` renders a batch of
+            them on the training device into the same keys (the DataLoader workers then only load
+            pixels and draw parameters). Validation samples are always finished on the CPU.
     """
 
     def __init__(
@@ -164,8 +181,11 @@ class SyntheticBlurDataset(_Seeded, Dataset):
         linear_probability: float = 0.4,
         jpeg_probability: float = 0.3,
         extra_sources: Sequence[Mapping[str, Any]] = (),
+        synthesis: str = "cpu",
     ) -> None:
         _Seeded.__init__(self, split, seed)
+        if synthesis not in ("cpu", "device"):
+            raise ValueError(f"synthesis must be 'cpu' or 'device', not '{synthesis}'")
         kinds = dict(DEFAULT_KINDS if kinds is None else kinds)
         unknown = set(kinds) - set(DEFAULT_KINDS)
         if unknown or not kinds or sum(kinds.values()) <= 0:
@@ -181,6 +201,12 @@ class SyntheticBlurDataset(_Seeded, Dataset):
         self.max_blur = float(max_blur)
         self.linear_probability = float(linear_probability)
         self.jpeg_probability = float(jpeg_probability)
+        # Validation samples are few, fixed and evaluated straight from the dataset: always CPU.
+        self.device_shapes = (
+            _device_shapes(self.crop, self.max_blur)
+            if synthesis == "device" and split == "train"
+            else None
+        )
         self.sources = split_sources(data_root, split)
         if split == "train":
             self.sources = self.sources + _extra_sources(extra_sources)
@@ -211,28 +237,42 @@ class SyntheticBlurDataset(_Seeded, Dataset):
             if self.split == "val"
             else photos[rng.integers(len(photos))]
         )
-        sample, reference = self._synthesize(rng, kind, photo)
+        scene, reference = self._scene(rng, kind, photo)
         sigma = rng.uniform(*self.noise_sigma)
-        blurred = synthesis.add_noise(rng, sample.blurred, sigma)
-        if rng.random() < self.jpeg_probability:
-            blurred = synthesis.jpeg_roundtrip(blurred, int(rng.integers(60, 96)))
-        item = {
-            "blurred": _chw(blurred),
-            "sharp": _chw(sample.sharp),
-            "blur_mask": _chw(sample.blur_mask),
-            "motion": _chw(sample.motion),
-            "motion_valid": _chw(sample.motion_valid),
-            "kind": sample.kind,
-        }
+        if self.device_shapes is not None:
+            # The shot-noise share is drawn when (and as) `synthesis.add_noise` would draw it.
+            shot_share = rng.uniform(*synthesis.SHOT_SHARE) if sigma > 0 else 0.0
+            quality = self._jpeg_quality(rng)
+            item = device_synthesis.ingredients(
+                scene, self.device_shapes, sigma, shot_share, quality
+            )
+        else:
+            sample = scene.render()
+            blurred = synthesis.add_noise(rng, sample.blurred, sigma)
+            quality = self._jpeg_quality(rng)
+            if quality:
+                blurred = synthesis.jpeg_roundtrip(blurred, quality)
+            item = {
+                "blurred": _chw(blurred),
+                "sharp": _chw(sample.sharp),
+                "blur_mask": _chw(sample.blur_mask),
+                "motion": _chw(sample.motion),
+                "motion_valid": _chw(sample.motion_valid),
+                "kind": sample.kind,
+            }
         if reference is not None:
             item["reference"] = _chw(reference)
         return item
 
     # ------------------------------------------------------------------------------- internals
 
-    def _synthesize(
+    def _jpeg_quality(self, rng: np.random.Generator) -> int:
+        """The JPEG quality "blurred" is saved at, 0 for none."""
+        return int(rng.integers(60, 96)) if rng.random() < self.jpeg_probability else 0
+
+    def _scene(
         self, rng: np.random.Generator, kind: str, photo: Path
-    ) -> tuple[synthesis.BlurSample, np.ndarray | None]:
+    ) -> tuple[synthesis.Scene, np.ndarray | None]:
         kernel = None
         if kind in ("global", "mixed"):
             longest = self.max_blur if kind == "global" else self.max_blur / 2
@@ -244,32 +284,26 @@ class SyntheticBlurDataset(_Seeded, Dataset):
         view = _BackgroundView.random(rng, photo, canvas + 2 * context, self.split == "train")
         region = view.load(photo)
         inner = (slice(context, context + canvas),) * 2
-        background = synthesis.srgb_to_linear(region[inner])
         keep = (margin, margin, self.crop, self.crop)
         layers = self._layers(rng, kind, keep)
-        if kind == "global":
-            sample = synthesis.synthesize_global(background, kernel)
-        elif kind == "local":
-            frames = synthesis.random_frame_count(rng)
-            sample = synthesis.synthesize_local(background, layers, frames)
-        elif kind == "mixed":
-            frames = synthesis.random_frame_count(rng)
-            sample = synthesis.synthesize_mixed(background, layers, frames, kernel)
-        else:
-            sample = synthesis.synthesize_sharp(background, layers)
-        sample = sample.crop(*keep)
+        frames = synthesis.random_frame_count(rng) if kind in ("local", "mixed") else 1
+        scene = synthesis.Scene(kind, region[inner], kernel, layers, frames)
         reference = None
         if self.with_reference:
             box = (context + margin, context + margin, self.crop, self.crop)
             reference = self._reference(rng, photo, view, region, box)
-        return sample, reference
+        return scene, reference
 
     def _layers(
         self, rng: np.random.Generator, kind: str, keep: tuple[int, int, int, int]
     ) -> list[tuple[synthesis.Cutout, synthesis.ObjectMotion]]:
         """Moving objects (local, mixed) and static distractors, in a random paint order."""
-        moving = int(rng.integers(1, 3)) if kind in ("local", "mixed") else 0
-        still = int(rng.integers(0, 3)) if kind != "global" and self.sources.objects else 0
+        moving = int(rng.integers(1, _MOST_MOVING + 1)) if kind in ("local", "mixed") else 0
+        still = (
+            int(rng.integers(0, _MOST_STILL + 1))
+            if kind != "global" and self.sources.objects
+            else 0
+        )
         layers = []
         for number in range(moving + still):
             region = self._random_region(rng)

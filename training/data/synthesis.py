@@ -27,7 +27,9 @@ MASK_TOLERANCE = 1.0 / 255.0
 FRAME_COUNTS = (7, 9, 11, 13)
 # Alpha at or above this counts as opaque for motion ground truth (bilinear warps of a binary mask
 # leave 1 − ε inside).
-_OPAQUE = 0.999
+OPAQUE = 0.999
+# Share of the noise variance that is signal-dependent shot noise (the rest is read noise).
+SHOT_SHARE = (0.3, 0.9)
 
 _U8_TO_LINEAR = ((np.arange(256, dtype=np.float64) / 255.0) ** GAMMA).astype(np.float32)
 
@@ -132,6 +134,13 @@ def rasterize_kernel(points: np.ndarray) -> np.ndarray:
             weight = (frac[:, 0] if ox else 1 - frac[:, 0]) * (frac[:, 1] if oy else 1 - frac[:, 1])
             np.add.at(kernel, (base[:, 1] + oy, base[:, 0] + ox), weight)
     return (kernel / kernel.sum()).astype(np.float32)
+
+
+def max_kernel_radius(max_length: float) -> int:
+    """The largest radius of a `random_kernel(rng, max_length)`: its path spans at most the
+    drawn length per axis, around a centroid inside it, plus `rasterize_kernel`'s 1 px; the floor
+    + 2 also covers a log-uniform length drawn a rounding error above ``max_length``."""
+    return math.floor(max(max_length, 2.0)) + 2
 
 
 def linear_kernel(motion: tuple[float, float]) -> np.ndarray:
@@ -336,12 +345,17 @@ def _warp_layer(
     return (slice(y0, y1), slice(x0, x1)), rgba
 
 
+def exposure_times(frame_count: int) -> np.ndarray:
+    """Exposure times s in [−½, ½] of ``frame_count`` evenly spaced frames (one frame: s = 0)."""
+    return np.linspace(-0.5, 0.5, frame_count) if frame_count > 1 else np.zeros(1)
+
+
 def _render_frames(
     background: np.ndarray, layers: Sequence[tuple[Cutout, ObjectMotion]], frame_count: int
 ) -> _Exposure:
     """Paste ``layers`` (painted in order, the last on top) over a static background per frame."""
     height, width = background.shape[:2]
-    times = np.linspace(-0.5, 0.5, frame_count) if frame_count > 1 else np.zeros(1)
+    times = exposure_times(frame_count)
     warps: list[list[tuple[tuple[slice, slice], np.ndarray] | None]] = []
     for s in times:
         frame_warps = []
@@ -380,7 +394,7 @@ def _render_frames(
             alpha = rgba[..., 3]
             frame[local] = frame[local] * (1.0 - alpha[..., None]) + rgba[..., :3]
             touched = alpha > 0
-            owner[local] = np.where(touched, np.where(alpha >= _OPAQUE, index, -2), owner[local])
+            owner[local] = np.where(touched, np.where(alpha >= OPAQUE, index, -2), owner[local])
             if not layers[index][1].is_static:
                 coverage[local] |= touched
         total += frame
@@ -515,6 +529,44 @@ def synthesize_sharp(
     )
 
 
+@dataclass
+class Scene:
+    """One synthetic sample before rendering: its random parameters and the pixels it uses.
+
+    Attributes:
+        kind: "global" | "local" | "mixed" | "sharp".
+        canvas: uint8 sRGB (crop + 2·margin)² ×3 background, margin = ``kernel.radius`` (0
+            without a kernel): the convolution's borders fall outside the crop that is kept.
+        kernel: the camera shake of "global" and "mixed".
+        layers: pasted objects in paint order, posed in canvas pixels (see `synthesize_local`).
+        frames: exposure frames of "local" and "mixed"; 1 for the others.
+    """
+
+    kind: str
+    canvas: np.ndarray
+    kernel: Kernel | None = None
+    layers: Sequence[tuple[Cutout, ObjectMotion]] = ()
+    frames: int = 1
+
+    @property
+    def margin(self) -> int:
+        return self.kernel.radius if self.kernel is not None else 0
+
+    def render(self) -> BlurSample:
+        """The sample, numpy, with the margin cropped off (no noise or JPEG yet)."""
+        background = srgb_to_linear(self.canvas)
+        if self.kind == "global":
+            sample = synthesize_global(background, self.kernel)
+        elif self.kind == "local":
+            sample = synthesize_local(background, self.layers, self.frames)
+        elif self.kind == "mixed":
+            sample = synthesize_mixed(background, self.layers, self.frames, self.kernel)
+        else:
+            sample = synthesize_sharp(background, self.layers)
+        side = self.canvas.shape[0] - 2 * self.margin
+        return sample.crop(self.margin, self.margin, side, side)
+
+
 def random_frame_count(rng: np.random.Generator) -> int:
     """An odd number of frames from 7 to 13 (paper 000)."""
     return int(rng.choice(FRAME_COUNTS))
@@ -600,13 +652,13 @@ def add_noise(rng: np.random.Generator, srgb: np.ndarray, sigma: float) -> np.nd
     """Poisson–Gaussian sensor noise on a float32 sRGB image, clipped to [0, 1].
 
     The variance is ``sigma² · (f · 2x + (1 − f))``: a signal-dependent shot part (share f, drawn
-    from [0.3, 0.9]) and a constant read part, so the standard deviation is ``sigma`` at mid-grey
+    from SHOT_SHARE) and a constant read part, so the standard deviation is ``sigma`` at mid-grey
     and smaller in the shadows, as in camera output. (It is applied to sRGB values, the domain the
     photos were saved in; their own noise is already there.)
     """
     if sigma <= 0:
         return srgb
-    shot_share = rng.uniform(0.3, 0.9)
+    shot_share = rng.uniform(*SHOT_SHARE)
     std = sigma * np.sqrt(shot_share * 2.0 * srgb + (1.0 - shot_share))
     noisy = srgb + std * rng.standard_normal(srgb.shape, dtype=np.float32)
     return np.clip(noisy, 0.0, 1.0)
