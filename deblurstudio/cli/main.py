@@ -47,6 +47,7 @@ PROG = "deblurstudio-cli"
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+MODEL_HELP = "model id, or a role naming its default model: deblur, fast, reference (see `models`)"
 QUALITY_HELP = ("JPEG and WebP quality of the result, 1-100 (default: the original JPEG's, "
                 "estimated from its quantisation tables; 95 for other originals)")
 
@@ -134,7 +135,7 @@ def _parser() -> argparse.ArgumentParser:
     deblur.add_argument("input", type=Path, metavar="IN", help="the blurred photo")
     deblur.add_argument("-o", "--output", type=Path, required=True, metavar="OUT",
                         help="where to write the result (never the input itself)")
-    deblur.add_argument("--model", metavar="ID", help="model id (see `models`)")
+    deblur.add_argument("--model", metavar="ID", help=MODEL_HELP)
     deblur.add_argument("--mask", type=Path, metavar="M.png",
                         help="deblur only where the mask is white (grey = partly)")
     deblur.add_argument("--reference", type=Path, metavar="REF",
@@ -168,7 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("input_dir", type=Path, metavar="IN_DIR")
     batch.add_argument("output_dir", type=Path, metavar="OUT_DIR")
     batch.add_argument("--recursive", action="store_true", help="include subfolders")
-    batch.add_argument("--model", metavar="ID", help="model id (see `models`)")
+    batch.add_argument("--model", metavar="ID", help=MODEL_HELP)
     batch.add_argument("--reference", type=Path, metavar="REF",
                        help="a sharp photo of the same scene, used for every photo")
     batch.add_argument("--skip-existing", action="store_true",
@@ -187,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
         "and the arithmetic rate next to this machine's matrix-multiply rate.",
     )
     bench.add_argument("--model", metavar="ID",
-                       help="model id (default: every installed deblurring model)")
+                       help="model id or role (default: every installed deblurring model)")
     bench.add_argument("--size", type=_positive_float, default=2.0, metavar="MP",
                        help="photo size in megapixels (default 2)")
     compute_options(bench)

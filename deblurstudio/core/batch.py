@@ -214,8 +214,12 @@ def find_photos(input_dir: Path, recursive: bool, exclude: Path | None = None) -
 def check_model(model_id: str | None, with_reference: bool) -> str:
     """Resolve and check the deblurring model before any photo is decoded.
 
+    Args:
+        model_id: a model id, a role ("fast", ...: its default model), or None (the default
+            deblurring model, or reference model `with_reference`).
+
     Returns:
-        The model id (the role's default when `model_id` is None).
+        The model id.
 
     Raises:
         ModelNotFoundError: not installed. DeblurStudioError: a model that does not deblur (a
@@ -230,7 +234,7 @@ def check_model(model_id: str | None, with_reference: bool) -> str:
             f"model '{model_id}' does not use a reference photo; choose a reference model "
             f"such as '{default_model_id('reference')}'"
         )
-    return model_id
+    return entry.id
 
 
 def batch(

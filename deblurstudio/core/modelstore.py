@@ -224,24 +224,23 @@ def _folders() -> list[_Folder]:
 
 def list_models() -> list[ModelEntry]:
     """Installed models, one per id (the highest-priority folder's), in folder order."""
-    seen: dict[str, ModelEntry] = {}
-    for folder in _folders():
-        for entry in folder.entries:
-            seen.setdefault(entry.id, entry)
-    return list(seen.values())
+    return list(_installed(_folders()).values())
 
 
 def find_model(model_id: str) -> ModelEntry:
-    """The installed model `model_id`.
+    """The installed model `model_id`, or the default model of a role ("deblur", "fast",
+    "reference", "motion") when no installed model has that id.
 
     Raises:
-        ModelNotFoundError: not installed; the message says how to train and export it.
+        ModelNotFoundError: not installed; the message lists the installed models with their
+            roles, and for a model the app ships says how to train and export it.
     """
     folders = _folders()
-    for folder in folders:
-        for entry in folder.entries:
-            if entry.id == model_id:
-                return entry
+    installed = _installed(folders)
+    if model_id in installed:
+        return installed[model_id]
+    if model_id in ROLES:
+        return installed[_required_default(model_id, folders)]
     raise ModelNotFoundError(_not_found_message(model_id, folders))
 
 
@@ -256,34 +255,69 @@ def default_model_id(role: str) -> str:
     """
     if role not in ROLES:
         raise ValueError(f"unknown model role '{role}' (known: {', '.join(ROLES)})")
-    folders = _folders()
-    installed = {}
+    return _required_default(role, _folders())
+
+
+def _installed(folders: list[_Folder]) -> dict[str, ModelEntry]:
+    """Installed models by id, the highest-priority folder's for each id, in folder order."""
+    installed: dict[str, ModelEntry] = {}
     for folder in folders:
         for entry in folder.entries:
             installed.setdefault(entry.id, entry)
-    candidates = [folder.defaults[role] for folder in folders if role in folder.defaults]
-    candidates.append(_FALLBACK_DEFAULTS[role])
-    for model_id in candidates:
+    return installed
+
+
+def _candidates(role: str, folders: list[_Folder]) -> list[str]:
+    """The ids named as `role`'s default, by folder priority, then the shipped default's."""
+    return [f.defaults[role] for f in folders if role in f.defaults] + [_FALLBACK_DEFAULTS[role]]
+
+
+def _default_for(role: str, folders: list[_Folder]) -> str | None:
+    """default_model_id on already scanned folders; None when nothing installed fills `role`."""
+    installed = _installed(folders)
+    for model_id in _candidates(role, folders):
         if model_id in installed and installed[model_id].task == _ROLE_TASK[role]:
             return model_id
-    for entry in installed.values():
-        if entry.task == _ROLE_TASK[role]:
-            return entry.id
-    raise ModelNotFoundError(_not_found_message(candidates[0], folders))
+    return next((e.id for e in installed.values() if e.task == _ROLE_TASK[role]), None)
+
+
+def _required_default(role: str, folders: list[_Folder]) -> str:
+    """_default_for, or ModelNotFoundError naming the model the role should have."""
+    model_id = _default_for(role, folders)
+    if model_id is None:
+        raise ModelNotFoundError(_not_found_message(_candidates(role, folders)[0], folders))
+    return model_id
+
+
+def _installed_with_roles(folders: list[_Folder]) -> str:
+    """"id (role, ...)" of every installed model, for error messages; "none" when empty."""
+    roles: dict[str | None, list[str]] = {}
+    for role in ROLES:
+        roles.setdefault(_default_for(role, folders), []).append(role)
+    return ", ".join(
+        f"{model_id} ({', '.join(roles[model_id])})" if model_id in roles else model_id
+        for model_id in _installed(folders)
+    ) or "none"
 
 
 def _not_found_message(model_id: str, folders: list[_Folder]) -> str:
-    """One line: which id is missing, where it was looked for, how to produce it."""
+    """One line: which id is missing, the installed models with their roles, and for a model the
+    app ships (declared in a manifest, or a shipped default) how to produce it."""
+    installed = _installed_with_roles(folders)
     declared = next((f.missing[model_id] for f in folders if model_id in f.missing), None)
     if declared is not None:
         path, arch = declared
         where = f"its checkpoint {path} does not exist"
         target = path.parent
-    else:
-        arch = _FALLBACK_ARCHS.get(model_id, "<arch>")
+    elif model_id in _FALLBACK_ARCHS:
+        arch = _FALLBACK_ARCHS[model_id]
         where = "no models folder has it"
         target = folders[-1].path if folders else resources_dir() / "models"
-    installed = ", ".join(sorted({e.id for f in folders for e in f.entries})) or "none"
+    else:
+        return (
+            f"model '{model_id}' is not installed; installed: {installed}; a role "
+            f"({', '.join(ROLES)}) also names its model"
+        )
     config = _ARCH_CONFIG.get(arch, arch)
     task = _ARCH_TASK.get(arch, "<task>")
     return (

@@ -107,6 +107,11 @@ def test_a_cmyk_photo_says_its_result_is_rgb(tiny_models, capsys, tmp_path):
     assert "CMYK" in lines[0] and "RGB" in lines[0]
 
 
+def test_model_takes_a_role(tiny_models, capsys, photo, tmp_path):
+    status, stdout, _ = cli(capsys, "deblur", photo, "-o", tmp_path / "fast.jpg", "--model", "fast")
+    assert status == 0 and "deblurred with lcnet" in stdout
+
+
 def test_deblur_keeps_16_bits(tiny_models, capsys, tmp_path):
     source = write_16_bit_png(tmp_path / "deep.png")
     out = tmp_path / "deep_result.png"

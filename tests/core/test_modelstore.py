@@ -78,9 +78,18 @@ def test_missing_checkpoint_says_how_to_train_one(tiny_models, tmp_path, monkeyp
     assert "python -m training.export" in message and "--id motion --task motion" in message
 
 
-def test_unknown_model_id(tiny_models):
-    with pytest.raises(ModelNotFoundError, match="model 'nope' is not installed.*installed: "):
+def test_unknown_model_id_lists_the_installed_models_with_their_roles(tiny_models):
+    with pytest.raises(ModelNotFoundError) as caught:
         modelstore.load_model("nope", torch.device("cpu"))
+    message = str(caught.value)
+    assert "\n" not in message and "model 'nope' is not installed" in message
+    assert "bladenet (deblur), lcnet (fast), refdeblur (reference), motion (motion)" in message
+    assert "training.train" not in message  # no recipe for a model nobody ships
+
+
+def test_a_role_names_its_default_model(tiny_models):
+    assert modelstore.find_model("fast").id == "lcnet"
+    assert modelstore.find_model("deblur").id == "bladenet"
 
 
 def test_load_model_is_cached_and_ready_for_inference(tiny_models, tmp_path, monkeypatch):
