@@ -912,7 +912,7 @@ class MainWindow(QMainWindow):
     def _on_save_mask_clicked(self) -> None:
         if self.photo is None:
             return
-        path = self._ask_save_path("Save mask", "mask", "_mask.png", "PNG images (*.png)")
+        path = self._ask_save_path("Save mask", "_mask.png", "PNG images (*.png)")
         if path:
             self._run_job(
                 call_job(_engine.export_mask, path, self.mask.mask.copy()),
@@ -1084,16 +1084,14 @@ class MainWindow(QMainWindow):
 
     # --- saving and exporting ----------------------------------------------------------------
 
-    def _ask_save_path(self, title: str, kind: str, suffix: str, filters: str) -> str:
-        stem = Path(self.photo_path).stem if self.photo_path else "untitled"
-        folder = last_folder(self.settings, kind)
-        if not self.settings.value(f"folders/{kind}") and self.photo_path:
-            folder = str(Path(self.photo_path).parent)
+    def _ask_save_path(self, title: str, suffix: str, filters: str) -> str:
+        """Ask where to save something made from the open photo: the dialog starts beside the
+        photo (absolute, so a photo opened by a relative path does not start in the working
+        folder), whatever folder was used last."""
+        photo = Path(self.photo_path).resolve()
         path, _ = QFileDialog.getSaveFileName(
-            self, title, str(Path(folder) / f"{stem}{suffix}"), filters
+            self, title, str(photo.with_name(f"{photo.stem}{suffix}")), filters
         )
-        if path:
-            remember_folder(self.settings, kind, path)
         return path
 
     @Slot()
@@ -1103,7 +1101,6 @@ class MainWindow(QMainWindow):
         suffix = Path(self.photo_path).suffix.lower() or ".png"
         path = self._ask_save_path(
             "Save deblurred photo",
-            "save",
             f"_deblurred{suffix}",
             f"Same as the original (*{suffix});;{IMAGE_FILTER}",
         )
@@ -1154,7 +1151,7 @@ class MainWindow(QMainWindow):
         if self.maps.blur_probability is None:
             return
         path = self._ask_save_path(
-            "Export blur map", "export", "_blurmap.png", "PNG images (*.png)"
+            "Export blur map", "_blurmap.png", "PNG images (*.png)"
         )
         if path:
             self._run_job(
@@ -1168,7 +1165,7 @@ class MainWindow(QMainWindow):
         if self.maps.motion_map is None:
             return
         path = self._ask_save_path(
-            "Export motion picture", "export", "_motion.png", "PNG images (*.png)"
+            "Export motion picture", "_motion.png", "PNG images (*.png)"
         )
         if path:
             self._run_job(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPointF
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from deblurstudio.core import imageio
 from deblurstudio.gui._settings import read_list
@@ -148,6 +148,25 @@ def test_save_keeps_the_original_unless_the_user_agrees(opened, qtbot, tmp_path,
     )
     assert window.save_result(original) is None
     assert asked and open(original, "rb").read() == before
+
+
+def test_save_result_as_starts_in_the_photos_folder(window, qtbot, tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    imageio.write_image(photos / "street.png", imageio.Photo(pixels=np.full((64, 96, 3), 0.5)))
+    (tmp_path / "elsewhere").mkdir()
+    window.settings.setValue("folders/save", str(tmp_path / "elsewhere"))  # an earlier save
+    monkeypatch.chdir(tmp_path)
+    with qtbot.waitSignal(window.photo_opened, timeout=30_000):
+        window.open_photo("photos/street.png")  # relative, as from the command line
+    with qtbot.waitSignal(window.deblur_finished, timeout=RUN_TIMEOUT_MS):
+        window.deblur_action.trigger()
+    offered = []
+    monkeypatch.setattr(
+        QFileDialog, "getSaveFileName", lambda *args: offered.append(args[2]) or ("", "")
+    )
+    window.save_action.trigger()
+    assert offered == [str(photos / "street_deblurred.png")]
 
 
 def test_settings_survive_a_restart(window, make_window, settings):
