@@ -20,15 +20,15 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import platformdirs
-import torch
-from torch import nn
 
-from deblurstudio.core.devices import prepare_for_inference
 from deblurstudio.core.errors import DeblurStudioError, ModelNotFoundError
-from deblurstudio.models import CheckpointError, load_checkpoint, read_checkpoint_info
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +199,9 @@ def _read_manifest(path: Path) -> dict[str, Any]:
 
 def _bare_entry(path: Path) -> ModelEntry | None:
     """An entry for a checkpoint no manifest lists; None (logged) when it is no app model."""
+    # Imported here: the models package loads torch (~2 s), which listing a manifest never needs.
+    from deblurstudio.models import CheckpointError, read_checkpoint_info
+
     try:
         info = read_checkpoint_info(path)
     except CheckpointError as exc:
@@ -334,9 +337,9 @@ _cache_lock = threading.Lock()
 
 
 def load_model(
-    model_id: str, device: torch.device, dtype: torch.dtype = torch.float32
+    model_id: str, device: torch.device, dtype: torch.dtype | None = None
 ) -> nn.Module:
-    """Load model `model_id` prepared for inference on `device` in `dtype`.
+    """Load model `model_id` prepared for inference on `device` in `dtype` (None: float32).
 
     Cached: one loaded copy per (id, device, dtype); it is reloaded when the checkpoint file
     changes (re-exported), so a running app picks up a new export.
@@ -344,6 +347,14 @@ def load_model(
     Raises:
         ModelNotFoundError: not installed. DeblurStudioError: the checkpoint is unusable.
     """
+    # Imported here, not at the top: listing models (`deblurstudio-cli models`, the GUI's model
+    # cards) must not wait ~2 s for torch.
+    import torch
+
+    from deblurstudio.core.devices import prepare_for_inference
+    from deblurstudio.models import CheckpointError, load_checkpoint
+
+    dtype = torch.float32 if dtype is None else dtype
     entry = find_model(model_id)
     key = (model_id, str(device), dtype)
     stamp = (str(entry.path), entry.path.stat().st_mtime_ns)
