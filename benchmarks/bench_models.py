@@ -1,5 +1,6 @@
 """Throughput of every installed deblurring model: megapixels/second, peak memory, and the achieved
-arithmetic rate next to this machine's fp32 matrix-multiply rate (`deblurstudio.core.bench`).
+arithmetic rate next to this machine's matrix-multiply rate in the model's precision
+(`deblurstudio.core.bench`).
 
 Without installed models (or with --random), random-weight checkpoints at the constructors'
 default (= shipped) sizes are used: speed does not depend on the weights.

@@ -1,11 +1,14 @@
 """Throughput measurements: megapixels per second, peak memory, and how close a network's
-arithmetic rate comes to the machine's plain fp32 matrix-multiply rate.
+arithmetic rate comes to the machine's plain matrix-multiply rate.
 
 The arithmetic rate counts the FLOPs of one forward pass on one tile (torch's FlopCounterMode:
 convolutions and matrix products, 2 FLOPs per multiply-add; element-wise work is not counted, so
 the rate is a lower bound of useful work) and divides by the best time of that forward pass. The
-reference is the best time of an n×n fp32 matrix product (2n³ FLOPs) measured in the same run,
-with the same threads, so the ratio says how much of the machine's practical peak a network uses.
+reference is the best time of an n×n matrix product (2n³ FLOPs) measured in the same run, with the
+same threads and in the dtype the model runs in (fp32 on the CPU, fp16/bf16 on a GPU, whose tensor
+cores multiply those many times faster than fp32), at a size that keeps the device busy (n = 2048 on
+the CPU, 8192 on a GPU). So the ratio says how much of the practical peak *for that precision* a
+network uses, and means the same on the CPU and on a GPU.
 
 Peak memory: on CUDA, the most bytes torch allocated during the run (beyond those allocated
 before it); on Linux CPUs, the peak resident set size during the run (VmHWM, reset through
@@ -37,7 +40,9 @@ from deblurstudio.core.modelstore import find_model, load_model
 from deblurstudio.core.pipeline import DeblurRequest, deblur, run
 from deblurstudio.core.tiling import choose_tile, round_up
 
-MATMUL_SIZE = 2048
+# Sides of the reference matrix product: large enough to reach the device's full rate (a GPU
+# needs far more work in flight than a CPU), small enough to keep `bench` short on a small CPU.
+MATMUL_SIZES = {"cpu": 2048, "cuda": 8192, "mps": 8192}
 _PROC_STATUS = Path("/proc/self/status")
 _PROC_CLEAR_REFS = Path("/proc/self/clear_refs")
 
@@ -58,7 +63,7 @@ class BenchResult:
         tile: side of the square tile the forward pass was measured on, in pixels.
         tile_flops: FLOPs of one forward pass on that tile.
         tile_seconds: best wall time of that forward pass.
-        matmul_flops_per_second: fp32 matrix-multiply rate on the same device.
+        matmul_flops_per_second: matrix-multiply rate on the same device in `dtype`.
     """
 
     model_id: str
@@ -117,16 +122,23 @@ def best_time(function: Callable[[], object], device: torch.device, repeats: int
     return best
 
 
-_matmul_rates: dict[tuple[str, int], float] = {}
+_matmul_rates: dict[tuple[str, torch.dtype, int, int], float] = {}
 
 
-def matmul_rate(device: torch.device, size: int = MATMUL_SIZE, repeats: int = 5) -> float:
-    """This device's fp32 matrix-multiply rate in FLOP/s (best of `repeats`; cached per process
-    and thread count)."""
-    key = (str(device), torch.get_num_threads())
+def matmul_rate(
+    device: torch.device, dtype: torch.dtype = torch.float32, size: int = 0, repeats: int = 5
+) -> float:
+    """This device's matrix-multiply rate in FLOP/s for `dtype` operands (best of `repeats`;
+    cached per process, dtype, size and thread count).
+
+    Args:
+        size: side n of the n×n matrices; 0 = `MATMUL_SIZES` for the device type.
+    """
+    size = size or MATMUL_SIZES.get(device.type, MATMUL_SIZES["cpu"])
+    key = (str(device), dtype, size, torch.get_num_threads())
     if key not in _matmul_rates:
-        a = torch.rand(size, size, device=device)
-        b = torch.rand(size, size, device=device)
+        a = torch.rand(size, size, device=device, dtype=dtype)
+        b = torch.rand(size, size, device=device, dtype=dtype)
         with torch.inference_mode():
             seconds = best_time(lambda: torch.mm(a, b), device, repeats)
         _matmul_rates[key] = 2.0 * size**3 / seconds
@@ -270,7 +282,7 @@ def bench_model(
         tile=side,
         tile_flops=tile_flops,
         tile_seconds=tile_seconds,
-        matmul_flops_per_second=matmul_rate(torch_device),
+        matmul_flops_per_second=matmul_rate(torch_device, dtype),
     )
 
 
