@@ -14,9 +14,12 @@ from training.data.device_synthesis import (
     jpeg_roundtrip,
     synthesize_on_device,
 )
+from training.evaluate import to_device
 
 CROP = 32
 FINISHED_KEYS = {"blurred", "sharp", "blur_mask", "motion", "motion_valid", "kind", "reference"}
+# The batch tests run on a GPU too where there is one.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +40,19 @@ def _chw(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
 
 
-def test_device_batch_equals_the_cpu_samples_of_every_kind(data_root):
+def _render(items, device):
+    """Collate ingredients, synthesise them on ``device``, bring the batch back."""
+    batch = synthesize_on_device(to_device(default_collate(items), torch.device(device)))
+    return to_device(batch, torch.device("cpu"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_batch_equals_the_cpu_samples_of_every_kind(data_root, device):
     # Without noise and JPEG both streams draw the same numbers, so sample i is the same scene.
-    cpu, device = _datasets(data_root, noise_sigma=(0.0, 0.0), jpeg_probability=0.0)
+    cpu, ingredients = _datasets(data_root, noise_sigma=(0.0, 0.0), jpeg_probability=0.0)
     count = 24
     expected = [cpu[i] for i in range(count)]
-    batch = synthesize_on_device(default_collate([device[i] for i in range(count)]))
+    batch = _render([ingredients[i] for i in range(count)], device)
     assert set(batch) == FINISHED_KEYS
     assert batch["kind"] == [item["kind"] for item in expected]
     assert set(batch["kind"]) == {"global", "local", "mixed", "sharp"}
@@ -60,10 +70,11 @@ def test_device_batch_equals_the_cpu_samples_of_every_kind(data_root):
     assert batch["blur_mask"].mean() > 0.2 and (batch["motion"].abs() > 1).any()
 
 
-def test_device_batch_has_the_cpu_batch_layout_with_noise_and_jpeg(data_root):
-    cpu, device = _datasets(data_root, jpeg_probability=0.5)
+@pytest.mark.parametrize("device", DEVICES)
+def test_device_batch_has_the_cpu_batch_layout_with_noise_and_jpeg(data_root, device):
+    cpu, ingredients = _datasets(data_root, jpeg_probability=0.5)
     expected = default_collate([cpu[i] for i in range(8)])
-    batch = synthesize_on_device(default_collate([device[i] for i in range(8)]))
+    batch = _render([ingredients[i] for i in range(8)], device)
     assert set(batch) == set(expected)
     for key, value in expected.items():
         if isinstance(value, torch.Tensor):

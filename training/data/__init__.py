@@ -1,6 +1,6 @@
-"""Training data: blur synthesis (``synthesis``), PyTorch datasets (``datasets``), the folder
-layouts of public deblurring sets (``layouts``) and the fixed validation split of the shared data
-(``splits``)."""
+"""Training data: blur synthesis (``synthesis``, and ``device_synthesis``, its batched torch twin
+on the training device), PyTorch datasets (``datasets``), the folder layouts of public deblurring
+sets (``layouts``) and the fixed validation split of the shared data (``splits``)."""
 
 from training.data.datasets import (
     PairedDataset,
@@ -8,6 +8,7 @@ from training.data.datasets import (
     UnpairedDataset,
     data_loader,
 )
+from training.data.device_synthesis import synthesize_on_device
 from training.data.splits import VALIDATION_SPLIT
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "UnpairedDataset",
     "VALIDATION_SPLIT",
     "data_loader",
+    "synthesize_on_device",
 ]

@@ -12,11 +12,12 @@ tests/training/test_device_synthesis.py.
 Ingredients have fixed shapes (`Shapes`) so that the default collation stacks them: the canvas is
 padded to the largest kernel margin, the kernel to its size, cut-outs, layers and frames to their
 largest sizes and counts; padding is transparent, zero-weight or outside the kept crop. Every step
-runs on the whole batch without host synchronisation, so rendering overlaps the network's work.
+runs on the whole batch and never waits for the device: the host only queues the work.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,6 @@ from torch import Tensor
 from training.data import synthesis
 
 _FRAMES = max(synthesis.FRAME_COUNTS)
-_U8_TO_LINEAR = torch.from_numpy(synthesis.srgb_to_linear(np.arange(256, dtype=np.uint8)))
 
 
 @dataclass(frozen=True)
@@ -101,10 +101,10 @@ def ingredients(
         if max(height, width) > shapes.cutout:
             raise ValueError(f"a {height}×{width} cut-out exceeds {shapes}")
         cutouts[index, :, :height, :width] = cutout.premultiplied.transpose(2, 0, 1)
-        for frame, s in enumerate(times):
-            placed = np.vstack([motion.affine(float(s), (height, width)), [0.0, 0.0, 1.0]])
-            placed[:2, 2] += pad
-            grid[frame, index] = (to_cutout @ np.linalg.inv(placed) @ from_canvas)[:2]
+        placed = np.tile(np.eye(3), (_FRAMES, 1, 1))
+        placed[:, :2] = [motion.affine(float(s), (height, width)) for s in times]
+        placed[:, :2, 2] += pad
+        grid[:, index] = (to_cutout @ np.linalg.inv(placed) @ from_canvas)[:, :2]
         moving[index] = not motion.is_static
         exact[index] = motion.is_pure_translation
         translation[index] = motion.translation
@@ -147,7 +147,7 @@ def synthesize_on_device(batch: dict[str, Any]) -> dict[str, Any]:
     margin = batch["kernel"].shape[-1] // 2
     keep = (..., slice(margin, side - margin), slice(margin, side - margin))
     per_sample = (n, 1, 1, 1)
-    background = _U8_TO_LINEAR.to(canvas.device)[canvas.long()]
+    background = _constant("u8_to_linear", canvas.device)[canvas.long()]
     average, middle, coverage, motion, valid = _expose(background, batch)
 
     has_kernel = batch["has_kernel"].view(per_sample)
@@ -159,8 +159,10 @@ def synthesize_on_device(batch: dict[str, Any]) -> dict[str, Any]:
     footprint = (kernel > 0).float().flip(-2, -1)
     shaken_known = batch["kernel_linear"].view(per_sample) & (convolve(unknown, footprint) < 0.5)
     motion = torch.where(has_kernel, batch["kernel_motion"].view(n, 2, 1, 1) * shaken_known, motion)
-    sharp_kind = torch.tensor([kind == "sharp" for kind in batch["kind"]], device=canvas.device)
-    valid = torch.where(has_kernel, shaken_known, valid | sharp_kind.view(per_sample))
+    # "sharp" is the kind without a kernel and with one frame: read from the kind names (a
+    # Python list), it would need a copy to the device, which waits for the device's queue.
+    sharp_kind = ~has_kernel & (batch["frames"].view(per_sample) == 1)
+    valid = torch.where(has_kernel, shaken_known, valid | sharp_kind)
 
     blurred = linear_to_srgb(blurred[keep])
     sharp = linear_to_srgb(middle[keep])
@@ -215,49 +217,57 @@ def _expose(
         (average N×3×S×S and sharp middle frame N×3×S×S, linear; moving coverage N×1×S×S bool;
         motion N×2×S×S; motion known N×1×S×S bool), over the whole common canvas S×S.
     """
-    cutouts = batch["cutouts"].float()
+    device = background.device
     grid = batch["layer_grid"]
-    frames = batch["frames"].view(-1, 1, 1, 1)
     n, count, layers = grid.shape[:3]
     side = background.shape[-1]
-    flat = cutouts.flatten(0, 1)
-    moving = batch["layer_moving"]
+    flat = batch["cutouts"].float().flatten(0, 1)
+    moving = batch["layer_moving"].view(n, layers, 1, 1, 1)
+    numbers = torch.arange(1, layers + 1, device=device).view(1, layers, 1, 1, 1)
+    # Per sample and frame: its weight in the average, and whether it is the sharp middle one.
+    frame_numbers = torch.arange(count, device=device)
+    frames = batch["frames"].view(n, 1)
+    weights = (frame_numbers < frames) / frames
+    is_middle = frame_numbers == frames // 2
+    # grid_sample's coordinates of the canvas pixels, from which each frame's matrices give the
+    # points to sample (F.affine_grid does this as a batched matrix product, 10× slower on a GPU).
+    coordinates = torch.linspace(-1.0, 1.0, side, device=device)
+    across, down = coordinates.view(1, 1, side, 1), coordinates.view(1, side, 1, 1)
     total = torch.zeros_like(background)
     middle = background
-    coverage = torch.zeros((n, 1, side, side), dtype=torch.bool, device=background.device)
+    coverage = torch.zeros((n, 1, side, side), dtype=torch.bool, device=device)
     consistent = torch.ones_like(coverage)
     first_owner = None
     for frame_index in range(count):
+        theta = grid[:, frame_index].flatten(0, 1).view(n * layers, 1, 1, 2, 3)
+        points = theta[..., 0] * across + theta[..., 1] * down + theta[..., 2]
         # Bilinear with zeros outside: what cv2.warpAffine's default does in `synthesis`.
-        points = F.affine_grid(
-            grid[:, frame_index].flatten(0, 1), [n * layers, 4, side, side], align_corners=True
-        )
         warped = F.grid_sample(flat, points, padding_mode="zeros", align_corners=True)
         warped = warped.unflatten(0, (n, layers))
+        alpha = warped[:, :, 3:]
+        transparency = 1.0 - alpha
         frame = background
-        # Which layer a pixel shows (−1: the background, −2: a blend), as in `synthesis`.
-        owner = torch.full_like(coverage, -1, dtype=torch.long)
         for index in range(layers):
-            alpha = warped[:, index, 3:]
-            frame = frame * (1.0 - alpha) + warped[:, index, :3]
-            touched = alpha > 0
-            owner = torch.where(touched, torch.where(alpha >= synthesis.OPAQUE, index, -2), owner)
-            coverage = coverage | (touched & moving[:, index].view(n, 1, 1, 1))
-        total = total + torch.where(frame_index < frames, frame, 0.0)
-        middle = torch.where(frame_index == frames // 2, frame, middle)
+            frame = torch.addcmul(warped[:, index, :3], frame, transparency[:, index])
+        total = torch.addcmul(total, frame, weights[:, frame_index].view(n, 1, 1, 1))
+        middle = torch.where(is_middle[:, frame_index].view(n, 1, 1, 1), frame, middle)
+        touched = alpha > 0
+        coverage = coverage | (touched & moving).any(dim=1)
+        # Which layer a pixel shows, as in `synthesis`: the last one painted over it (−1: the
+        # background), or −2 where that one is not opaque (a blend).
+        last = (touched * numbers).amax(dim=1) - 1
+        last_alpha = alpha.gather(1, last.clamp(min=0).unsqueeze(1)).squeeze(1)
+        owner = torch.where(last < 0, -1, torch.where(last_alpha >= synthesis.OPAQUE, last, -2))
         if first_owner is None:
             first_owner = owner
         else:
             consistent = consistent & (owner == first_owner)
-    valid = consistent & (first_owner != -2)
-    exact = batch["layer_exact"]
-    for index in range(layers):
-        valid = valid & ~((first_owner == index) & ~exact[:, index].view(n, 1, 1, 1))
-    motion = torch.zeros((n, 2, side, side), device=background.device)
-    translation = batch["layer_translation"]
-    for index in range(layers):
-        motion = motion + ((first_owner == index) & valid) * translation[:, index].view(n, 2, 1, 1)
-    return total / frames, middle, coverage, motion, valid
+    owned = first_owner.unsqueeze(1) == numbers - 1  # N×L×1×S×S
+    inexact = ~batch["layer_exact"].view(n, layers, 1, 1, 1)
+    valid = consistent & (first_owner != -2) & ~(owned & inexact).any(dim=1)
+    translation = batch["layer_translation"].view(n, layers, 2, 1, 1)
+    motion = ((owned & valid.unsqueeze(1)) * translation).sum(dim=1)
+    return total, middle, coverage, motion, valid
 
 
 def add_noise(srgb: Tensor, noise: Tensor) -> Tensor:
@@ -294,10 +304,26 @@ _RGB_TO_YCC = (
 )
 _YCC_TO_RGB = ((1.0, 0.0, 1.402), (1.0, -0.344136, -0.714136), (1.0, 1.772, 0.0))
 # The orthonormal 8-point DCT-II (rows: frequencies), which is JPEG's DCT.
-_FREQUENCY, _POSITION = torch.meshgrid(torch.arange(8.0), torch.arange(8.0), indexing="ij")
-_DCT = torch.where(_FREQUENCY == 0, math.sqrt(1 / 8), math.sqrt(2 / 8)) * torch.cos(
+_FREQUENCY, _POSITION = np.meshgrid(np.arange(8), np.arange(8), indexing="ij")
+_DCT = np.where(_FREQUENCY == 0, math.sqrt(1 / 8), math.sqrt(2 / 8)) * np.cos(
     (2 * _POSITION + 1) * _FREQUENCY * math.pi / 16
 )
+_CONSTANTS = {
+    "u8_to_linear": synthesis.srgb_to_linear(np.arange(256, dtype=np.uint8)),
+    "luma_table": np.array(_LUMA_TABLE),
+    "chroma_table": np.array(_CHROMA_TABLE),
+    "rgb_to_ycc": np.array(_RGB_TO_YCC, np.float32),
+    "ycc_to_rgb": np.array(_YCC_TO_RGB, np.float32),
+    "chroma_offset": np.array([0.0, 128.0, 128.0], np.float32).reshape(1, 3, 1, 1),
+    "dct": _DCT.astype(np.float32),
+}
+
+
+@functools.cache
+def _constant(name: str, device: torch.device) -> Tensor:
+    """A constant table on ``device``, copied there once: a copy per batch would wait for the
+    device to finish its queued work."""
+    return torch.from_numpy(_CONSTANTS[name]).to(device)
 
 
 def jpeg_roundtrip(srgb: Tensor, quality: Tensor) -> Tensor:
@@ -315,33 +341,33 @@ def jpeg_roundtrip(srgb: Tensor, quality: Tensor) -> Tensor:
     rgb = F.pad(
         torch.round(srgb.clamp(0.0, 1.0) * 255.0), (0, -width % 16, 0, -height % 16), "replicate"
     )
-    offset = torch.tensor([0.0, 128.0, 128.0], device=device).view(1, 3, 1, 1)
-    ycc = torch.einsum("ij,njhw->nihw", torch.tensor(_RGB_TO_YCC, device=device), rgb) + offset
+    offset = _constant("chroma_offset", device)
+    ycc = torch.einsum("ij,njhw->nihw", _constant("rgb_to_ycc", device), rgb) + offset
     ycc = torch.round(ycc).clamp(0.0, 255.0)
-    luma = _quantise(ycc[:, :1], _scaled_table(_LUMA_TABLE, quality))
+    luma = _quantise(ycc[:, :1], _scaled_table("luma_table", quality))
     chroma = _quantise(
-        torch.round(F.avg_pool2d(ycc[:, 1:], 2)), _scaled_table(_CHROMA_TABLE, quality)
+        torch.round(F.avg_pool2d(ycc[:, 1:], 2)), _scaled_table("chroma_table", quality)
     )
     chroma = torch.round(
         F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False)
     )
     ycc = torch.cat([luma, chroma], dim=1) - offset
-    rgb = torch.einsum("ij,njhw->nihw", torch.tensor(_YCC_TO_RGB, device=device), ycc)
+    rgb = torch.einsum("ij,njhw->nihw", _constant("ycc_to_rgb", device), ycc)
     return (torch.round(rgb).clamp(0.0, 255.0) / 255.0)[..., :height, :width]
 
 
-def _scaled_table(table: tuple, quality: Tensor) -> Tensor:
+def _scaled_table(name: str, quality: Tensor) -> Tensor:
     """N×8×8 quantisation steps at per-sample quality 1–100 (libjpeg's jpeg_quality_scaling)."""
     quality = quality.view(-1, 1, 1)
     scale = torch.where(quality < 50, 5000 // quality, 200 - 2 * quality)
-    base = torch.tensor(table, device=quality.device)
+    base = _constant(name, quality.device)
     return ((base * scale + 50) // 100).clamp(1, 255).float()
 
 
 def _quantise(plane: Tensor, steps: Tensor) -> Tensor:
     """Encode and decode N×C×H×W 8-bit samples (H, W multiples of 8) by 8×8 DCT blocks."""
     n, c, height, width = plane.shape
-    dct = _DCT.to(plane.device)
+    dct = _constant("dct", plane.device)
     blocks = plane.reshape(n, c, height // 8, 8, width // 8, 8).transpose(3, 4) - 128.0
     steps = steps.view(n, 1, 1, 1, 8, 8)
     coefficients = torch.round(dct @ blocks @ dct.T / steps) * steps
