@@ -27,7 +27,8 @@ def local_correlation(pattern: Tensor, content: Tensor, window: int) -> Tensor:
 
     Computed as one shifted product per window offset: on a 2-core CPU this measured 4–10× faster
     than `F.unfold` (which materialises window² copies of the features) and needs no
-    window²-sized buffers.
+    window²-sized buffers. As x_i·x_j = x_j·x_i, only half the offsets take a product over the
+    channels; the other half are their shifted mirrors (same values, bit for bit).
 
     Args:
         pattern: N×C×H×W blur-pattern features x.
@@ -39,29 +40,35 @@ def local_correlation(pattern: Tensor, content: Tensor, window: int) -> Tensor:
     """
     radius = window // 2
     height, width = pattern.shape[-2:]
-    pattern_padded = F.pad(pattern, (radius,) * 4)
-    content_padded = F.pad(content, (radius,) * 4)
-    inside = F.pad(pattern.new_ones(1, 1, height, width, dtype=torch.bool), (radius,) * 4)
+    padding = (radius,) * 4
+    pattern_padded = F.pad(pattern, padding)
+    content_padded = F.pad(content, padding)
+    inside = F.pad(pattern.new_ones(1, 1, height, width, dtype=torch.bool), padding)
+    # Row-major, so offset k and offset window² - 1 - k point in opposite directions.
     offsets = [(dy, dx) for dy in range(window) for dx in range(window)]
 
-    logits = torch.cat(
-        [
-            (pattern * pattern_padded[:, :, dy : dy + height, dx : dx + width]).sum(1, keepdim=True)
-            for dy, dx in offsets
-        ],
-        dim=1,
-    )
-    outside = ~torch.cat([inside[:, :, dy : dy + height, dx : dx + width] for dy, dx in offsets], 1)
-    weights = logits.masked_fill(outside, float("-inf")).softmax(dim=1)
+    def shifted(tensor: Tensor, dy: int, dx: int) -> Tensor:
+        return tensor[:, :, dy : dy + height, dx : dx + width]
 
+    # The centre and the offsets before it: a product over the channels each (the costly part).
+    half = len(offsets) // 2
+    logits = [
+        (pattern * shifted(pattern_padded, dy, dx)).sum(1, keepdim=True)
+        for dy, dx in offsets[: half + 1]
+    ]
+    # The logit of offset d at pixel i is that of -d at pixel i + d; where i + d is outside the
+    # image the padding's zero stands in, and the mask below drops it.
+    logits += [
+        shifted(F.pad(logits[len(offsets) - 1 - k], padding), dy, dx)
+        for k, (dy, dx) in enumerate(offsets) if k > half
+    ]
+    outside = ~torch.cat([shifted(inside, dy, dx) for dy, dx in offsets], 1)
+    weights = torch.cat(logits, 1).masked_fill_(outside, float("-inf")).softmax(dim=1)
+
+    # In place (addcmul_, masked_fill_): a fresh tensor per step cost more than the arithmetic.
     aggregated = torch.zeros_like(content)
     for k, (dy, dx) in enumerate(offsets):
-        # addcmul: one fused pass per offset instead of a multiply and an add.
-        aggregated = torch.addcmul(
-            aggregated,
-            weights[:, k : k + 1],
-            content_padded[:, :, dy : dy + height, dx : dx + width],
-        )
+        aggregated.addcmul_(weights[:, k : k + 1], shifted(content_padded, dy, dx))
     return aggregated
 
 
