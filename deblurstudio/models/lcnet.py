@@ -38,6 +38,10 @@ def local_correlation(pattern: Tensor, content: Tensor, window: int) -> Tensor:
     Returns:
         N×D×H×W aggregated content features y.
     """
+    # Half-precision logits in float32: a dot product over C channels of features of magnitude
+    # ~100 passes float16's 65504 and turned LCNet's fp16 training NaN (softmax of inf - inf).
+    if pattern.dtype in (torch.float16, torch.bfloat16):
+        pattern = pattern.float()
     radius = window // 2
     height, width = pattern.shape[-2:]
     padding = (radius,) * 4
@@ -64,6 +68,7 @@ def local_correlation(pattern: Tensor, content: Tensor, window: int) -> Tensor:
     ]
     outside = ~torch.cat([shifted(inside, dy, dx) for dy, dx in offsets], 1)
     weights = torch.cat(logits, 1).masked_fill_(outside, float("-inf")).softmax(dim=1)
+    weights = weights.to(content.dtype)  # in [0, 1]: safe in half precision again
 
     # In place (addcmul_, masked_fill_): a fresh tensor per step cost more than the arithmetic.
     aggregated = torch.zeros_like(content)

@@ -54,6 +54,19 @@ def test_local_correlation_keeps_a_flat_map_flat_at_the_borders():
     torch.testing.assert_close(local_correlation(pattern, content, 5), content)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_local_correlation_of_large_half_precision_features_stays_finite(dtype):
+    # Features of magnitude 100 over 16 channels: dot products of 160 000 pass float16's 65 504
+    # (what turned LCNet's fp16 training NaN).
+    torch.manual_seed(0)
+    pattern = (100 * torch.randn(1, 16, 12, 12).sign()).to(dtype)
+    content = torch.rand(1, 8, 12, 12).to(dtype)
+    result = local_correlation(pattern, content, 5)
+    assert torch.isfinite(result).all()
+    reference = local_correlation(pattern.float(), content.float(), 5)
+    assert torch.allclose(result.float(), reference, atol=0.05)
+
+
 def test_lcblock_rejects_even_window():
     with pytest.raises(ValueError, match="odd"):
         LocalCorrelationBlock(8, window=4, squeeze=2)
