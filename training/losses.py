@@ -41,6 +41,11 @@ def psnr_loss(pred: Tensor, target: Tensor, floor: float = 1e-5) -> Tensor:
     return 10 * torch.log10(mse + floor).mean()
 
 
+def charbonnier_loss(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
+    """Charbonnier loss, mean sqrt((pred − target)² + eps²): L1 with a smooth minimum."""
+    return torch.sqrt((pred.float() - target.float()).pow(2) + eps * eps).mean()
+
+
 def bce_loss(probability: Tensor, target: Tensor) -> Tensor:
     """Pixel-wise binary cross-entropy (paper 000, eq. 1) of a probability map against a mask."""
     # Written out: F.binary_cross_entropy refuses to run under CUDA autocast at all.

@@ -2,6 +2,7 @@
 
     python -m training.train --config training/configs/bladenet.yaml --data-root ../shared/data \\
         --run-dir ~/runs/bladenet [--resume] [--steps N] [--device cpu|cuda]
+        [--init-from CHECKPOINT] [--stop-at STEP] [--time-budget SECONDS]
     torchrun --nproc-per-node 4 -m training.train ...      # DistributedDataParallel
 
 Config (keys are constructor arguments, BasicSR style):
@@ -25,15 +26,18 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import platform
 import random
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +55,11 @@ from tqdm import tqdm
 from deblurstudio.core.devices import physical_cpu_cores
 from deblurstudio.models import build, load_checkpoint
 from deblurstudio.models.neurmap import motion_from_axis
-from training.data import SyntheticBlurDataset, UnpairedDataset, data_loader
+from training.data import SyntheticBlurDataset, UnpairedDataset, data_loader, synthesize_on_device
 from training.evaluate import evaluate, to_device
 from training.losses import (
     bce_loss,
+    charbonnier_loss,
     dice_loss,
     fft_loss,
     kernel_prior_loss,
@@ -152,6 +157,21 @@ def build_stages(train: dict[str, Any], total_steps: int | None = None) -> list[
     return stages
 
 
+def fit_stages(stages: list[Stage], index: int, steps: int) -> list[Stage]:
+    """`stages[index:]` rescaled in proportion to `steps` in all (each at least one step),
+    starting where stage `index` starts; the stages before it stay as they ran."""
+    start = stages[index].start
+    lengths = [stage.steps for stage in stages[index:]]
+    scale = steps / sum(lengths)
+    ends = [round(end * scale) for end in np.cumsum(lengths)]
+    fitted = []
+    for stage, begin, end in zip(stages[index:], [0, *ends[:-1]], ends, strict=True):
+        length = max(1, end - begin)
+        fitted.append(dataclasses.replace(stage, start=start, steps=length))
+        start += length
+    return [*stages[:index], *fitted]
+
+
 def stage_at(stages: list[Stage], step: int) -> Stage:
     for stage in stages:
         if step < stage.start + stage.steps:
@@ -194,6 +214,15 @@ def _init_distributed(device: torch.device) -> DistInfo:
         return DistInfo()
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return DistInfo(dist.get_rank(), world_size)
+
+
+def _rank_max(value: float, dist_info: DistInfo, device: torch.device) -> float:
+    """The largest of every rank's `value` (ranks must stop and fit at the same step)."""
+    if not dist_info.enabled:
+        return value
+    tensor = torch.tensor([float(value)], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
 
 
 def _resolve_device(name: str | None) -> torch.device:
@@ -341,7 +370,8 @@ class _Streams:
             )
             self.iterators[name] = iter(loader)
         self.drawn[name] = self.drawn.get(name, 0) + 1
-        batch = to_device(next(self.iterators[name]), self.device)
+        # Ingredients from `data.synthesis: device` are rendered here, on the training device.
+        batch = synthesize_on_device(to_device(next(self.iterators[name]), self.device))
         return {
             k: v.contiguous(memory_format=torch.channels_last)
             if isinstance(v, Tensor) and v.ndim == 4
@@ -425,7 +455,13 @@ class Trainer:
         }
         self.stages = build_stages(self.train_config, total_steps)
         self.total_steps = self.stages[-1].start + self.stages[-1].steps
-        self.amp = bool(self.train_config.get("amp", True)) and device.type == "cuda"
+        # amp: true is float16 autocast on CUDA (none on the CPU); a dtype name (float16,
+        # bfloat16) autocasts to it on any device, e.g. to check a recipe stays finite in it.
+        amp = self.train_config.get("amp", True)
+        self.amp_dtype = (
+            getattr(torch, amp) if isinstance(amp, str) else torch.float16 if amp else None
+        )
+        self.amp = self.amp_dtype is not None and (isinstance(amp, str) or device.type == "cuda")
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
@@ -455,7 +491,10 @@ class Trainer:
         self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(self.stages, warmup, step)
         )
-        self.scalers[name] = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # Loss scaling only for float16, whose range underflows small gradients.
+        self.scalers[name] = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp and self.amp_dtype == torch.float16
+        )
         if self.dist_info.enabled:
             self._wrapped[name] = DistributedDataParallel(
                 net,
@@ -472,15 +511,22 @@ class Trainer:
         return self._wrapped.get(name, self.nets[name])
 
     def autocast(self):
-        return torch.autocast(device_type=self.device.type, enabled=self.amp)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     def update(self, name: str, loss: Tensor) -> None:
         """Backpropagate `loss` into net `name` only, clip, and take one optimizer step.
 
         Raises:
-            FloatingPointError: a non-finite gradient in full precision (with fp16 the grad
-                scaler skips such steps itself); stepping would turn the weights into NaN.
+            FloatingPointError: a non-finite loss, or a non-finite gradient in full precision
+                (with fp16 the grad scaler skips such steps itself); stepping would turn the
+                weights into NaN. Nothing is saved then: the net's BatchNorm statistics already
+                saw the bad forward pass, and the run's last checkpoint is its last good state.
         """
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"net '{name}': non-finite loss ({loss.item()}); stopped, the last checkpoint "
+                "is kept"
+            )
         net, optimizer, scaler = self.nets[name], self.optimizers[name], self.scalers[name]
         params = [p for p in net.parameters() if p.requires_grad]
         optimizer.zero_grad(set_to_none=True)
@@ -500,6 +546,15 @@ class Trainer:
         for scheduler in self.schedulers.values():
             scheduler.step()
 
+    def fit_schedule(self, step: int, steps_left: int) -> None:
+        """Rescale the stage running at `step` and those after it so that `steps_left` steps
+        remain (a time-boxed run, once the stage's step rate is known); the LR schedules read
+        `self.stages`, so warm-up and cosine follow."""
+        index = self.stages.index(self.stage(step))
+        done_in_stage = step - self.stages[index].start
+        self.stages = fit_stages(self.stages, index, done_in_stage + steps_left)
+        self.total_steps = self.stages[-1].start + self.stages[-1].steps
+
     def stage(self, step: int) -> Stage:
         return stage_at(self.stages, step)
 
@@ -514,10 +569,13 @@ class Trainer:
         raise NotImplementedError
 
     def content_loss(self, restored: Tensor, sharp: Tensor) -> tuple[Tensor, dict[str, float]]:
-        """Weighted sum of the configured reconstruction terms (l1, mse, fft, structure)."""
+        """Weighted sum of the configured reconstruction terms (l1, charbonnier, mse, psnr, fft,
+        structure); `loss.psnr_floor` is psnr_loss's floor."""
         terms = {
             "l1": F.l1_loss,
+            "charbonnier": charbonnier_loss,
             "mse": F.mse_loss,
+            "psnr": partial(psnr_loss, floor=self.weights.get("psnr_floor", 1e-5)),
             "fft": fft_loss,
             "structure": structure_loss,
         }
@@ -664,12 +722,7 @@ class BladeNetTrainer(Trainer):
                         probability = model.perceive(image)
                         model.train()
                 output = self.wrapped("model")(image, probability)
-                loss = 0.0
-                for name, term in (("mse", F.mse_loss), ("psnr", psnr_loss)):
-                    if self.weights.get(name, 0.0):
-                        value = term(output.restored.float(), sharp.float())
-                        loss = loss + self.weights[name] * value
-                        parts[name] = value.item()
+                loss, parts = self.content_loss(output.restored, sharp)
                 local = [i for i, kind in enumerate(batch["kind"]) if kind != "global"]
                 if local and self.weights.get("dice", 0.0):
                     dice = dice_loss(output.attention[local], mask[local])
@@ -910,6 +963,31 @@ def _init_weights(model: nn.Module, path: str | os.PathLike) -> dict[str, Any]:
     return {"file": Path(path).name, "sha256": digest, **history}
 
 
+# A time-boxed run measures each stage's step rate over this much training time before fitting
+# the rest of its schedule to it (stages differ: BladeNet's LBP steps cost a third of its main
+# steps); a stage's first steps (cuDNN autotuning, compilation) are left out.
+FIT_AFTER_SECONDS = 20.0
+FIT_SKIP_STEPS = 5
+
+
+def _record_schedule(train_config: dict[str, Any], trainer: Trainer) -> None:
+    """Write the schedule that runs into the config the run folder keeps."""
+    if train_config.get("stages"):
+        train_config["stages"] = [
+            {"name": s.name, "steps": s.steps, "lr_scale": s.lr_scale}
+            | ({"stream": s.stream} if s.stream else {})
+            for s in trainer.stages
+        ]
+    train_config["steps"] = trainer.total_steps
+
+
+def _steps_that_fit(
+    seconds_left: float, step_seconds: float, val_seconds: float, val_every: int
+) -> int:
+    """Steps of `step_seconds` each, plus a validation of `val_seconds` every `val_every`."""
+    return max(1, int(seconds_left / (step_seconds + val_seconds / max(1, val_every))))
+
+
 def train(
     config_path: str | os.PathLike,
     data_root: str | os.PathLike,
@@ -920,6 +998,7 @@ def train(
     device: str | None = None,
     stop_at: int | None = None,
     init_from: str | os.PathLike | None = None,
+    time_budget: float | None = None,
 ) -> Path:
     """Run (or resume) training; returns the run folder.
 
@@ -935,7 +1014,16 @@ def train(
         init_from: a .safetensors checkpoint (e.g. a shipped model) whose weights the model
             starts from, for fine-tuning; its architecture and kwargs must be the config's.
             Ignored when resuming (last.pt has the weights).
+        time_budget: seconds of wall time (setup and validation included) for the whole run,
+            e.g. a borrowed GPU's: after FIT_AFTER_SECONDS of training the schedule (stages,
+            warm-up, cosine) is fitted to the steps that fit, and the run saves and ends
+            before the budget is spent even if it turns slower later.
+
+    Raises:
+        FloatingPointError: a loss turned non-finite; last.pt and best.pt on disk keep the last
+            good weights.
     """
+    deadline = None if time_budget is None else time.monotonic() + time_budget
     config = load_config(config_path)
     run_dir = Path(run_dir).expanduser()
     torch_device = _resolve_device(device)
@@ -944,6 +1032,8 @@ def train(
     cv2.setNumThreads(1)
     if torch_device.type == "cpu":
         _configure_cpu_threads(int(config["train"].get("workers", 2)))
+    else:  # training crops are all one size: let cuDNN pick its fastest convolutions once
+        torch.backends.cudnn.benchmark = True
     dist_info = _init_distributed(torch_device)
     train_config = config["train"]
     # Per-rank seeds: data synthesised in the main process (workers: 0) must differ between
@@ -955,13 +1045,7 @@ def train(
 
     trainer = make_trainer(config, torch_device, dist_info, steps)
     if steps is not None:  # the run folder's config states the schedule that actually ran
-        if train_config.get("stages"):
-            train_config["stages"] = [
-                {"name": s.name, "steps": s.steps, "lr_scale": s.lr_scale}
-                | ({"stream": s.stream} if s.stream else {})
-                for s in trainer.stages
-            ]
-        train_config["steps"] = trainer.total_steps
+        _record_schedule(train_config, trainer)
     start_step, best, drawn, seconds, last_validation = 0, None, {}, 0.0, {}
     last_path = run_dir / LAST
     if init_from is not None and not resume:
@@ -1025,18 +1109,67 @@ def train(
         module.train()
     tick = time.perf_counter()
     logged_seconds, logged_step = seconds, start_step
-    end_step = trainer.total_steps if stop_at is None else min(stop_at, trainer.total_steps)
-    for step in range(start_step, end_step):
+    # A time-boxed run measures the step rate of each stage it enters from (step, seconds),
+    # once, and fits the rest of the schedule to it.
+    measured_index, fit_pending = -1, False
+    rate_origin: tuple[int, float] | None = None
+    val_seconds: float | None = None
+    # A margin for the last validation and save, and for a slower step now and then.
+    margin = 0.0 if time_budget is None else max(5.0, 0.05 * time_budget)
+
+    def stop_step() -> int:
+        return trainer.total_steps if stop_at is None else min(stop_at, trainer.total_steps)
+
+    step = start_step
+    while step < stop_step():
         batch = trainer.next_batch(streams, step)
         losses = trainer.train_step(batch, step)
         trainer.end_step()
         now = time.perf_counter()
         seconds += now - tick
         tick = now
-        done = step + 1
+        done = step = step + 1
         progress.update(1)
         progress.set_postfix({k: f"{v:.4g}" for k, v in losses.items()}, refresh=False)
+        stage_index = trainer.stages.index(trainer.stage(done - 1))
+        if deadline is not None and stage_index != measured_index:
+            measured_index, rate_origin, fit_pending = stage_index, None, True
+        if fit_pending and rate_origin is None:
+            if done - trainer.stages[stage_index].start >= FIT_SKIP_STEPS:
+                rate_origin = (done, seconds)
+        elif fit_pending and seconds - rate_origin[1] >= FIT_AFTER_SECONDS:
+            fit_pending = False
+            step_seconds = (seconds - rate_origin[1]) / (done - rate_origin[0])
+            if val_seconds is None:  # a point on the learning curve, and what one costs
+                started = time.perf_counter()
+                if val_samples:
+                    last_validation = trainer.validate(val_samples)
+                    _log(run_dir, {"step": done, "split": "val", **last_validation})
+                val_seconds = _rank_max(time.perf_counter() - started, dist_info, torch_device)
+            seconds_left = deadline - time.monotonic() - margin
+            steps_left = _steps_that_fit(seconds_left, step_seconds, val_seconds, val_every)
+            trainer.fit_schedule(done, int(_rank_max(steps_left, dist_info, torch_device)))
+            _record_schedule(train_config, trainer)
+            progress.total = trainer.total_steps
+            if dist_info.is_main:
+                (run_dir / CONFIG_NAME).write_text(dump_config(config), encoding="utf-8")
+                progress.write(
+                    f"{run_dir}: {1 / step_seconds:.2f} steps/s in stage "
+                    f"{trainer.stages[stage_index].name}: "
+                    f"schedule fitted to {trainer.total_steps} steps"
+                )
+            tick = time.perf_counter()
+        out_of_time = (
+            deadline is not None
+            # Every step alone; under DDP, where asking every rank costs a round trip, at logs.
+            and (done % log_every == 0 or not dist_info.enabled)
+            and done < stop_step()
+            and _rank_max(time.monotonic() > deadline - margin, dist_info, torch_device) > 0
+        )
+        end_step = stop_step()
         if not dist_info.is_main:
+            if out_of_time:
+                break
             continue
         if done % log_every == 0 or done == trainer.total_steps:
             lr = trainer.optimizers["model"].param_groups[0]["lr"]
@@ -1061,8 +1194,15 @@ def train(
             if _is_better(value, best, metric_mode):
                 best = value
                 _save(run_dir / BEST, checkpoint_payload(done))
-        if done % save_every == 0 or done == end_step:
+        if done % save_every == 0 or done == end_step or out_of_time:
             _save(last_path, checkpoint_payload(done))
+        if out_of_time:
+            progress.write(
+                f"{run_dir}: time budget of {time_budget:g} s spent at step {done} of "
+                f"{trainer.total_steps}; saved {LAST}",
+                file=sys.stderr,
+            )
+            break
         tick = time.perf_counter()  # validation and saving are not training time
     progress.close()
     if dist_info.enabled:
@@ -1092,6 +1232,12 @@ def main(argv: list[str] | None = None) -> None:
         metavar="CHECKPOINT",
         help="start the model from these weights (.safetensors, e.g. a shipped model)",
     )
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="wall time for the whole run: the schedule is fitted to the steps that fit",
+    )
     args = parser.parse_args(argv)
     train(
         args.config,
@@ -1102,6 +1248,7 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         stop_at=args.stop_at,
         init_from=args.init_from,
+        time_budget=args.time_budget,
     )
 
 

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import platformdirs
-
 from deblurstudio.core.errors import DeblurStudioError, ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -146,6 +144,10 @@ def model_dirs() -> list[Path]:
     """Folders searched for models, highest priority first."""
     env = os.environ.get(MODELS_DIR_ENV, "")
     dirs = [Path(part) for part in env.split(os.pathsep) if part]
+    # Imported here: training.export writes manifests through this module on machines that have
+    # only the training dependencies (a borrowed GPU machine has no platformdirs).
+    import platformdirs
+
     dirs.append(Path(platformdirs.user_data_dir("DeblurStudio")) / "models")
     dirs.append(resources_dir() / "models")
     return dirs

@@ -17,19 +17,24 @@ from deblurstudio.models.outputs import DeblurOutput
 _DEPTH = 4  # four Down and four Up blocks (appendix B.1)
 
 
+NORMS = ("batch", "none")
+
+
 class _ConvBNReLU(nn.Module):
-    """3×3 Conv–BN–ReLU (no conv bias: BN supplies it).
+    """3×3 Conv–BN–ReLU (no conv bias: BN supplies it), or Conv–ReLU with `norm="none"`.
 
     In eval mode BN is folded into the convolution weights on the fly: the same function, but one
     pass over the activations instead of two (measured ~15% of BladeNet's CPU inference time).
     """
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, norm: str = "batch") -> None:
         super().__init__()
-        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
-        self.bn = nn.BatchNorm2d(c_out)
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm == "none")
+        self.bn = nn.BatchNorm2d(c_out) if norm == "batch" else None
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.bn is None:
+            return F.relu(self.conv(x), inplace=True)
         if self.training:
             return F.relu(self.bn(self.conv(x)), inplace=True)
         scale = self.bn.weight * torch.rsqrt(self.bn.running_var + self.bn.eps)
@@ -41,9 +46,9 @@ class _ConvBNReLU(nn.Module):
 class _DoubleConv(nn.Sequential):
     """Conv–BN–ReLU–Conv–BN–ReLU."""
 
-    def __init__(self, c_in: int, c_out: int, c_mid: int | None = None) -> None:
+    def __init__(self, c_in: int, c_out: int, c_mid: int | None = None, norm: str = "batch"):
         c_mid = c_mid or c_out
-        super().__init__(_ConvBNReLU(c_in, c_mid), _ConvBNReLU(c_mid, c_out))
+        super().__init__(_ConvBNReLU(c_in, c_mid, norm), _ConvBNReLU(c_mid, c_out, norm))
 
 
 class SpatialAttention(nn.Module):
@@ -75,11 +80,11 @@ class _Up(nn.Module):
     a 3×3 convolution.
     """
 
-    def __init__(self, c_in: int, c_out: int, c_mid: int, attention: bool) -> None:
+    def __init__(self, c_in: int, c_out: int, c_mid: int, attention: bool, norm: str) -> None:
         super().__init__()
-        self.conv = _DoubleConv(c_in, c_out, c_mid)
+        self.conv = _DoubleConv(c_in, c_out, c_mid, norm)
         self.attention = SpatialAttention() if attention else None
-        self.post_attention = _DoubleConv(c_out, c_out) if attention else None
+        self.post_attention = _DoubleConv(c_out, c_out, norm=norm) if attention else None
 
     def forward(self, deep: Tensor, skip: Tensor) -> tuple[Tensor, Tensor | None]:
         deep = F.interpolate(deep, size=skip.shape[-2:], mode="bilinear", align_corners=False)
@@ -101,21 +106,26 @@ class UNet(nn.Module):
         c_out: output channels (raw, no activation).
         width: channels of the full-resolution level, w.
         attention_stages: how many of the last up blocks carry BSA (BladeNet's main net: 3).
+        norm: "batch" (the paper's Conv–BN–ReLU) or "none" (Conv–ReLU).
     """
 
-    def __init__(self, c_in: int, c_out: int, width: int, attention_stages: int = 0) -> None:
+    def __init__(
+        self, c_in: int, c_out: int, width: int, attention_stages: int = 0, norm: str = "batch"
+    ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"UNet: norm must be one of {NORMS}, not {norm!r}")
         widths = [width * 2**level for level in range(_DEPTH)]  # w, 2w, 4w, 8w
-        self.inc = _DoubleConv(c_in, widths[0])
+        self.inc = _DoubleConv(c_in, widths[0], norm=norm)
         self.downs = nn.ModuleList(
-            nn.Sequential(nn.MaxPool2d(2), _DoubleConv(c, c_next))
+            nn.Sequential(nn.MaxPool2d(2), _DoubleConv(c, c_next, norm=norm))
             for c, c_next in zip(widths, [*widths[1:], widths[-1]], strict=True)
         )
         # Up block i joins the deep features (as wide as the skip) with skip level 3-i.
         skip_widths = widths[::-1]  # 8w, 4w, 2w, w
         out_widths = [*skip_widths[1:], widths[0]]  # 4w, 2w, w, w
         self.ups = nn.ModuleList(
-            _Up(2 * c_skip, c_out_up, c_mid=c_skip, attention=i >= _DEPTH - attention_stages)
+            _Up(2 * c_skip, c_out_up, c_skip, i >= _DEPTH - attention_stages, norm)
             for i, (c_skip, c_out_up) in enumerate(zip(skip_widths, out_widths, strict=True))
         )
         self.out = nn.Conv2d(widths[0], c_out, 1)
@@ -142,33 +152,32 @@ class BladeNet(nn.Module):
     counts did not survive extraction). The shipped defaults (width=24, perception_width=12,
     3.1 M parameters) run in about 3 s per megapixel on a 2-core CPU (fp32, channels_last).
 
-    Where the paper is silent: restored = image + blur_probability ⊙ residual (a global residual,
-    which makes the main net learn only the correction, gated by the blur map, so what the LBP
-    net — or a painted mask — calls sharp passes through unchanged: what local deblurring needs;
-    measured on the ungated checkpoint, gating alone raised static-region PSNR from 42.7 to
-    49.6 dB and sharp photos from 43.0 to 52.0 dB at equal moving-region PSNR, and in the joint
-    stage it lets the deblurring loss teach the LBP net where a correction helps), and the
-    residual's output convolution starts at zero, so the untrained net
-    is the identity and training starts from "change nothing" instead of first having to undo a
-    random residual (measured: a randomly initialised head cost the first ~1000 steps of the main
-    stage, which spent them climbing from 11 dB back towards the input's PSNR); the returned
-    attention is the *mean* of the three upsampled BSA maps, i.e. their sum (eq. 4) divided by 3,
-    so it stays in [0, 1] as the DICE loss against the blur mask requires (a raw sum up to 3
-    would let DICE reward over-attention).
+    Where the paper is silent: the main net predicts a residual (restored = image + residual) whose
+    output convolution starts at zero, so the untrained net is the identity; with `gate` the
+    residual is multiplied by the blur probability, so what the LBP net (or a painted mask) calls
+    sharp passes through unchanged. The returned attention is the *mean* of the three upsampled
+    BSA maps (eq. 4's sum divided by 3), so it stays in [0, 1] as DICE against the mask requires.
+    docs/training.md has the measurements behind `gate` and `norm`.
 
     Args:
         width: base channels of the main deblurring U-Net.
         perception_width: base channels of the LBP U-Net.
+        gate: multiply the residual by the blur probability (see above).
+        norm: the main U-Net's normalisation, "batch" (the paper's) or "none"; the LBP net
+            keeps BatchNorm.
     """
 
     stride = 2**_DEPTH
     accepts_blur_probability = True
     needs_reference = False
 
-    def __init__(self, width: int = 24, perception_width: int = 12) -> None:
+    def __init__(
+        self, width: int = 24, perception_width: int = 12, gate: bool = True, norm: str = "batch"
+    ) -> None:
         super().__init__()
+        self.gate = gate
         self.perception = UNet(3, 1, perception_width)
-        self.deblur = UNet(4, 3, width, attention_stages=3)
+        self.deblur = UNet(4, 3, width, attention_stages=3, norm=norm)
         nn.init.zeros_(self.deblur.out.weight)
         nn.init.zeros_(self.deblur.out.bias)
 
@@ -211,7 +220,7 @@ class BladeNet(nn.Module):
             for a in attention_maps
         ) / len(attention_maps)
         return DeblurOutput(
-            restored=image + blur_probability * residual,
+            restored=image + (blur_probability * residual if self.gate else residual),
             blur_probability=blur_probability,
             attention=attention,
         )

@@ -14,6 +14,7 @@ from skimage.data import astronaut, chelsea
 from deblurstudio.models.neurmap import reblur
 from tests._models import as_if_trained
 from tests.training._data_root import make_data_root
+from training.metrics import psnr
 from training.train import (
     BEST,
     CONFIG_NAME,
@@ -132,12 +133,12 @@ def test_a_compiled_trainer_learns_what_an_eager_one_learns():
     assert all(torch.allclose(compiled_state[k], eager_state[k], atol=1e-5) for k in eager_state)
 
 
-def test_a_non_finite_gradient_stops_training_and_leaves_the_weights_intact():
+def test_a_non_finite_loss_stops_training_and_leaves_the_weights_intact():
     trainer = make_trainer(tiny("lcnet"), CPU, total_steps=2)
     batch = fixed_batch()
     batch["blurred"][0, :, 3, 3] = math.nan
     before = [p.clone() for p in trainer.nets["model"].parameters()]
-    with pytest.raises(FloatingPointError, match="net 'model': gradient norm is nan"):
+    with pytest.raises(FloatingPointError, match="net 'model': non-finite loss"):
         trainer.train_step(batch, 0)
     after = list(trainer.nets["model"].parameters())
     assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
@@ -181,6 +182,62 @@ def test_refdeblur_unrelated_reference_steps_show_another_samples_view():
         expected = model(batch["blurred"], batch["reference"].roll(1, dims=0)).restored
         related = model(batch["blurred"], batch["reference"]).restored
     assert torch.equal(trained_on, expected) and not torch.equal(trained_on, related)
+
+
+def global_blur_batch(size: int = 32) -> dict:
+    """fixed_batch's photos blurred as a whole by 5.4 px of straight motion."""
+    batch = fixed_batch(size)
+    motion = torch.zeros(2, 2, size, size)
+    motion[:, 0], motion[:, 1] = 5.0, 2.0
+    blurred = reblur(batch["sharp"], motion, 8)
+    return {
+        **batch,
+        "blurred": blurred,
+        "blur_mask": torch.ones(2, 1, size, size),
+        "motion": motion,
+        "kind": ["global", "global"],
+    }
+
+
+# Each deblurring network, trained as its trainer trains it (BladeNet: its "main" stage), from
+# fresh weights at a small width: the guard that a recipe can learn at all (docs/training.md).
+OVERFIT = {
+    "bladenet": ({"width": 8, "perception_width": 4}, {"stages": [{"name": "main", "steps": 1}]}),
+    "lcnet": ({"width": 8}, {"compile": False}),
+    "refdeblur": ({"width": 8}, {"reference_dropout": 0.0, "reference_unrelated": 0.0}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OVERFIT))
+def test_each_deblurring_network_fits_one_fixed_batch_far_above_its_input(name):
+    torch.manual_seed(0)
+    kwargs, train_settings = OVERFIT[name]
+    config = tiny(name, train={"lr": 1e-3, "warmup": 1, **train_settings}, loss={"gan": 0.0})
+    config["model"]["kwargs"].update(kwargs)
+    trainer = make_trainer(config, CPU, total_steps=300)
+    batch, model = global_blur_batch(), trainer.nets["model"]
+    run(trainer, batch, 300)
+    with torch.no_grad():
+        model.eval()
+        references = (batch["reference"],) if model.needs_reference else ()
+        restored = model(batch["blurred"], *references).restored.clamp(0, 1)
+    gain = psnr(restored, batch["sharp"]) - psnr(batch["blurred"], batch["sharp"])
+    assert gain.min() > 4.0  # dB
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", ["bladenet", "lcnet", "refdeblur", "motion"])
+def test_every_trainer_stays_finite_under_half_precision_autocast(name, dtype):
+    torch.manual_seed(0)
+    trainer = make_trainer(tiny(name, train={"amp": dtype, "compile": False}), CPU, total_steps=6)
+    assert trainer.amp and trainer.amp_dtype == getattr(torch, dtype)
+    with torch.no_grad():  # non-zero residual heads, so the steps change every layer
+        for net in trainer.nets.values():
+            as_if_trained(net)
+    logged = run(trainer, global_blur_batch(), 6)  # every stage of each schedule
+    assert all(math.isfinite(value) for step in logged for value in step.values())
+    for net in trainer.nets.values():
+        assert all(torch.isfinite(p).all() for p in net.parameters())
 
 
 def test_bladenet_stages_each_lower_their_own_loss():
