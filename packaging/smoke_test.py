@@ -17,6 +17,8 @@ the OS default), under QT_QPA_PLATFORM=offscreen:
   - `deblurstudio-cli deblur` restores a photo: same size, sharper, same picture;
   - `deblurstudio-cli analyse` writes a blur map;
   - `deblurstudio-cli deblur` on a missing file exits 2 with one line and no traceback;
+  - on Linux, `DeblurStudio` without a display (no DISPLAY, no QT_QPA_PLATFORM) exits 2 with one
+    line instead of Qt's abort;
   - `DeblurStudio PHOTO` shows its main window and keeps running while it opens the photo.
 
 Exit status 0 when every check passed, 1 otherwise.
@@ -173,6 +175,17 @@ def smoke_test(bundle_dir: Path, models_dir: Path | None) -> bool:
             assert "no such photo.jpg" in message, message
             return message
 
+        def no_display() -> str:
+            env = {k: v for k, v in smoke.env.items() if k != "QT_QPA_PLATFORM"}
+            command = [str(bundle.executable(bundle_dir, bundle.APP_NAME))]
+            result = subprocess.run(
+                command, cwd=smoke.work, env=env, capture_output=True, text=True, timeout=60
+            )
+            message = result.stderr.strip()
+            assert result.returncode == 2, f"exit {result.returncode}: {message}"
+            assert len(message.splitlines()) == 1 and "no display" in message, message
+            return message
+
         def window() -> str:
             marker = smoke.work / "shown.txt"
             log_path = smoke.work / "gui.log"
@@ -209,6 +222,8 @@ def smoke_test(bundle_dir: Path, models_dir: Path | None) -> bool:
         smoke.check("CLI deblur", deblur)
         smoke.check("CLI analyse", analyse)
         smoke.check("CLI bad input", missing_input)
+        if sys.platform.startswith("linux"):
+            smoke.check("GUI without a display", no_display)
         smoke.check("GUI main window (offscreen)", window)
         print(f"{smoke.passes} passed, {len(smoke.failures)} failed")
         return not smoke.failures

@@ -77,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.self_test:
         return self_test(args.device)
+    from deblurstudio.gui._platform import startup_problem
+
+    problem = startup_problem()
+    if problem is not None:
+        print(f"deblurstudio cannot open its window: {problem}", file=sys.stderr)
+        return 2
     from PySide6.QtCore import QTimer
 
     from deblurstudio.gui._jobs import user_message
