@@ -144,11 +144,14 @@ def model_dirs() -> list[Path]:
     """Folders searched for models, highest priority first."""
     env = os.environ.get(MODELS_DIR_ENV, "")
     dirs = [Path(part) for part in env.split(os.pathsep) if part]
-    # Imported here: training.export writes manifests through this module on machines that have
-    # only the training dependencies (a borrowed GPU machine has no platformdirs).
-    import platformdirs
-
-    dirs.append(Path(platformdirs.user_data_dir("DeblurStudio")) / "models")
+    # The app always has platformdirs; a borrowed GPU machine with only the training packages
+    # (training.export, benchmarks/gpu_speed.py) has none, and no user folder to search either.
+    try:
+        import platformdirs
+    except ModuleNotFoundError:
+        platformdirs = None
+    if platformdirs is not None:
+        dirs.append(Path(platformdirs.user_data_dir("DeblurStudio")) / "models")
     dirs.append(resources_dir() / "models")
     return dirs
 
