@@ -24,6 +24,7 @@ import torch
 
 from deblurstudio.core.modelstore import MANIFEST, TASKS, resources_dir
 from deblurstudio.models import build, save_checkpoint
+from training.config import load_config
 from training.data.splits import (
     CAMVID_DIRS,
     PHOTO_DIRS,
@@ -32,7 +33,8 @@ from training.data.splits import (
     VALIDATION_SPLIT,
 )
 from training.evaluate import evaluate, load_samples, suites_for
-from training.train import BEST, CONFIG_NAME, LAST, build_val_samples, load_config
+from training.streams import build_val_samples
+from training.train import BEST, CONFIG_NAME, LAST
 
 MAX_CHECKPOINT_BYTES = 25 * 1024 * 1024
 

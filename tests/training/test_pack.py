@@ -14,9 +14,11 @@ import torch
 import training.train as train_module
 from deblurstudio.models import load_checkpoint
 from tests.training._data_root import make_data_root
+from training.config import load_config
 from training.export import export_run
 from training.pack import PackError, main, pack_run
-from training.train import LAST, BladeNetTrainer, load_config, train
+from training.train import LAST, train
+from training.trainers.bladenet import BladeNetTrainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +128,8 @@ class Refuse(importlib.abc.MetaPathFinder):
         if top not in sys.stdlib_module_names and top not in allowed and not top.startswith("_"):
             raise ModuleNotFoundError(f"{name} is not on the GPU machine", name=name)
 sys.meta_path.insert(0, Refuse())
-import training.train, training.evaluate, training.export, training.pack
+import training.config, training.schedule, training.distributed, training.streams
+import training.trainers, training.train, training.evaluate, training.export, training.pack
 print("imported")
 """
 

@@ -14,7 +14,9 @@ from skimage.data import astronaut, chelsea
 from deblurstudio.models.neurmap import reblur
 from tests._models import as_if_trained
 from tests.training._data_root import make_data_root
+from training.config import config_digest, load_config
 from training.metrics import psnr
+from training.schedule import build_stages, lr_factor
 from training.train import (
     BEST,
     CONFIG_NAME,
@@ -22,14 +24,10 @@ from training.train import (
     METRICS,
     _rng_state,
     _set_rng_state,
-    build_stages,
-    config_digest,
-    load_config,
-    lr_factor,
     main,
-    make_trainer,
     train,
 )
+from training.trainers import make_trainer
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
 CPU = torch.device("cpu")
