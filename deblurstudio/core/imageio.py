@@ -23,11 +23,15 @@ with Pillow's tag-directory writer, because neither library writes 16-bit RGB TI
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+import tempfile
+import threading
+import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -154,8 +158,10 @@ def read_image(path: str | os.PathLike) -> Photo:
     """Read a JPEG, PNG (8/16-bit), TIFF (8/16-bit), WebP or BMP file.
 
     Grey and palette images come back as RGB (grey ones marked `grey`), CMYK through its
-    embedded ICC profile when it has one (with a warning: the result will be RGB). The EXIF
-    orientation is applied to pixels and alpha.
+    embedded ICC profile when it has one (with a warning: the result will be RGB). 10- to 14-bit
+    TIFFs are scaled to 16 bits. The EXIF orientation is applied to pixels and alpha; a damaged
+    EXIF block is dropped with a warning. What the decoders print (libtiff, OpenCV, Pillow
+    warnings) is kept off the terminal.
 
     Returns:
         A Photo; pixels float32 RGB H×W×3 in [0, 1].
@@ -165,10 +171,18 @@ def read_image(path: str | os.PathLike) -> Photo:
     """
     path = Path(path)
     data = _read_file(path)
+    with _decoder_output_captured():
+        return _decode(path, data)
+
+
+def _decode(path: Path, data: bytes) -> Photo:
+    """read_image's work on the file's bytes."""
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         raise ImageReadError(path, "not an image file, or damaged beyond recognition") from exc
+    except NotImplementedError as exc:  # e.g. a DDS file's compression Pillow has no decoder for
+        raise ImageReadError(path, f"unsupported image variant ({_one_line(exc)})") from exc
     except _DECODE_ERRORS as exc:  # e.g. a JPEG cut off inside a header segment
         raise ImageReadError(path, f"damaged or truncated file ({_one_line(exc)})") from exc
     with image:
@@ -182,27 +196,32 @@ def read_image(path: str | os.PathLike) -> Photo:
             raise ImageReadError(
                 path, f"image too large: {width}×{height} is {width * height / 1e6:.0f} "
                 f"megapixels, the limit is {MAX_PIXELS / 1e6:.0f}")
-        sixteen_bit = _is_16_bit(image, data)
-        if image.mode not in _PILLOW_MODES and not sixteen_bit:
+        high_bits = _bits_above_8(image, data)
+        if image.mode not in _PILLOW_MODES and not high_bits:
             raise ImageReadError(path, f"unsupported pixel format {image.mode}")
         try:
-            if sixteen_bit:
+            if high_bits:
                 color, alpha = _decode_with_opencv(data, fmt)
+                color, alpha = (_to_full_16_bit(a, high_bits) for a in (color, alpha))
             else:
                 color, alpha = _decode_with_pillow(image)
-            # EXIF only after decoding: Pillow 13 turns TIFFs by their Orientation while loading
-            # and then drops the tag, so what is left is exactly what still needs applying.
-            exif = _exif_of(image)
-            orientation = _make_upright(exif)
-            exif_bytes = exif.tobytes() if len(exif) else None
+        except NotImplementedError as exc:
+            raise ImageReadError(path, f"unsupported {fmt} variant ({_one_line(exc)})") from exc
         except _DECODE_ERRORS as exc:
             raise ImageReadError(
                 path, f"damaged or truncated {fmt} file ({_one_line(exc)})") from exc
+        notes = []
+        # EXIF only after decoding: Pillow 13 turns TIFFs by their Orientation while loading
+        # and then drops the tag, so what is left is exactly what still needs applying.
+        try:
+            orientation, exif_bytes = _upright_exif(image)
+        except (*_DECODE_ERRORS, UserWarning):
+            orientation, exif_bytes = 1, None
+            notes.append("damaged EXIF block: ignored (camera data and orientation not kept)")
         icc_profile = _rgb_profile(image.info.get("icc_profile"))
         quality = _jpeg_quality(image.quantization[0]) if fmt == "JPEG" else None
-        warnings = ()
         if image.mode == "CMYK":
-            warnings = ("CMYK photo: converted to RGB, and the result is saved as RGB",)
+            notes.append("CMYK photo: converted to RGB, and the result is saved as RGB")
         grey = image.mode in _GREY_MODES
     return Photo(
         pixels=_to_unit_float(_upright(color, orientation)),
@@ -211,7 +230,7 @@ def read_image(path: str | os.PathLike) -> Photo:
         format=fmt,
         quality=quality,
         grey=grey,
-        warnings=warnings,
+        warnings=tuple(notes),
         exif=exif_bytes,
         icc_profile=icc_profile,
         path=path,
@@ -354,16 +373,48 @@ def _read_file(path: Path) -> bytes:
     return data
 
 
-def _is_16_bit(image: Image.Image, data: bytes) -> bool:
-    """True for 16-bit PNG and TIFF, whose pixels Pillow would cut to 8 bits.
+def _bits_above_8(image: Image.Image, data: bytes) -> int:
+    """Bits per sample of a 16-bit PNG or a 9- to 16-bit TIFF, whose pixels Pillow would cut to
+    8 bits (or not decode); 0 for every other image.
 
     A 16-bit CMYK TIFF is left to Pillow: OpenCV would take its four channels for BGRA.
     """
     if image.format == "PNG":
-        return data[24] == 16  # bit depth in IHDR, the chunk that always comes first
-    if image.format == "TIFF":
-        return image.mode != "CMYK" and 16 in image.tag_v2.get(TiffImagePlugin.BITSPERSAMPLE, ())
-    return False
+        return 16 if data[24] == 16 else 0  # bit depth in IHDR, the chunk that always comes first
+    if image.format == "TIFF" and image.mode != "CMYK":
+        bits = max(image.tag_v2.get(TiffImagePlugin.BITSPERSAMPLE, (8,)))
+        return bits if 8 < bits <= 16 else 0
+    return 0
+
+
+def _to_full_16_bit(samples: np.ndarray | None, bits: int) -> np.ndarray | None:
+    """`bits`-bit samples that OpenCV shifted to the top of uint16, spread over 0-65535, so that
+    a 12-bit file's white (4095) is 16-bit white and not 65520."""
+    if samples is None or bits == 16:
+        return samples
+    scaled = (samples >> (16 - bits)) * np.float32(65535 / (2**bits - 1))
+    return np.rint(scaled).astype(np.uint16)
+
+
+# libtiff and OpenCV print to the stderr file descriptor itself (up to hundreds of lines for a
+# damaged TIFF), which only redirecting the descriptor silences. The lock keeps concurrent reads
+# (a batch beside the GUI) from swapping it under each other; other threads' stderr output during
+# a read is lost, which is why the redirection lasts one decode only.
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _decoder_output_captured() -> Iterator[None]:
+    """Keep what the decoders print and warn off the terminal: read_image says it in one line."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _decode_with_opencv(data: bytes, fmt: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -436,6 +487,21 @@ def _jpeg_quality(luminance_table) -> int:
     tables = np.clip((_STANDARD_LUMINANCE * scale[:, None] + 50) // 100, 1, 255)
     distance = np.abs(tables - np.asarray(luminance_table)).sum(axis=1)
     return int(qualities[len(qualities) - 1 - np.argmin(distance[::-1])])  # ties: the higher
+
+
+def _upright_exif(image: Image.Image) -> tuple[int, bytes | None]:
+    """The EXIF orientation still to apply and the EXIF block with Orientation 1 (None without
+    EXIF).
+
+    Raises:
+        one of _DECODE_ERRORS or UserWarning (Pillow only warns of a truncated block) when the
+        block is damaged.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        exif = _exif_of(image)
+        orientation = _make_upright(exif)
+        return orientation, exif.tobytes() if len(exif) else None
 
 
 def _exif_of(image: Image.Image) -> Image.Exif:

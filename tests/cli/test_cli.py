@@ -384,3 +384,17 @@ def test_a_broken_checkpoint_is_a_failure_not_a_bad_argument(
     assert_one_line_error(stderr, "lcnet.safetensors")  # once, not once per photo
     assert list((tmp_path / "out").iterdir()) == []
     assert not (tmp_path / "a_out.jpg").exists()
+
+
+def test_a_damaged_tiff_is_one_line_on_the_terminal(tiny_models, capfd, tmp_path):
+    from PIL import Image
+
+    encoded = tmp_path / "whole.tif"
+    Image.fromarray(small_photo()).save(encoded, compression="tiff_lzw")
+    damaged = bytearray(encoded.read_bytes())
+    damaged[300:-400:37] = bytes(b ^ 0x5A for b in damaged[300:-400:37])  # libtiff's LZW chokes
+    source = tmp_path / "scan.tif"
+    source.write_bytes(bytes(damaged))
+    status = main(["deblur", str(source), "-o", str(tmp_path / "result.png")])
+    assert status == 2
+    assert_one_line_error(capfd.readouterr().err, "scan.tif")

@@ -695,3 +695,82 @@ def test_write_mask_refuses_other_formats(tmp_path):
     with pytest.raises(ImageWriteError, match="PNG"):
         write_mask(tmp_path / "mask.jpg", np.zeros((4, 4), np.float32))
     assert folder_listing(tmp_path) == []
+
+
+# --- odd files: damaged metadata, unusual bit depths and variants, decoder chatter ---------------
+
+
+def twelve_bit_grey_tiff(values: np.ndarray) -> bytes:
+    """An uncompressed little-endian grey TIFF of 12-bit `values` (uint16 H×W, 0-4095), packed
+    two samples into three bytes, as scanners and machine-vision cameras write them."""
+    height, width = values.shape
+    bits = np.unpackbits(values.astype(">u2").view(np.uint8).reshape(-1, 2), axis=1)[:, 4:]
+    strip = np.packbits(bits.reshape(height, -1), axis=1).tobytes()
+    tags = [(256, width), (257, height), (258, 12), (259, 1), (262, 1), (273, None),
+            (277, 1), (278, height), (279, len(strip))]
+    strip_offset = 8 + 2 + len(tags) * 12 + 4
+    directory = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHII", tag, 4, 1, strip_offset if value is None else value)
+        for tag, value in tags
+    )
+    return b"II*\0" + struct.pack("<I", 8) + directory + struct.pack("<I", 0) + strip
+
+
+def damaged_tiff(tmp_path: Path, cat: np.ndarray) -> Path:
+    """An LZW TIFF whose compressed pixels have every 37th byte flipped."""
+    encoded = io.BytesIO()
+    Image.fromarray(np.tile(cat, (4, 4, 1))).save(encoded, format="TIFF", compression="tiff_lzw")
+    damaged = bytearray(encoded.getvalue())
+    for at in range(300, len(damaged) - 400, 37):
+        damaged[at] ^= 0x5A
+    path = tmp_path / "damaged.tif"
+    path.write_bytes(bytes(damaged))
+    return path
+
+
+@pytest.mark.parametrize("cut", [2, 4, 12])  # the TIFF header, the first IFD offset, an entry
+def test_jpeg_with_a_damaged_exif_block_is_read_without_it_and_says_so(tmp_path, cat, cut):
+    exif = Image.Exif()
+    exif[Base.Make] = "Canon"
+    exif[Base.Orientation] = 6
+    whole = exif.tobytes()
+    path = tmp_path / "damaged exif.jpg"
+    Image.fromarray(cat).save(path, quality=95, exif=whole[: 6 + cut])
+    Image.fromarray(cat).save(tmp_path / "clean.jpg", quality=95)
+    photo = read_image(path)
+    np.testing.assert_array_equal(photo.pixels, read_image(tmp_path / "clean.jpg").pixels)
+    assert photo.exif is None
+    assert len(photo.warnings) == 1 and "EXIF" in photo.warnings[0]
+
+
+def test_12_bit_tiff_is_read_scaled_to_16_bits(tmp_path):
+    values = (np.arange(8 * 6).reshape(8, 6) * 87 % 4096).astype(np.uint16)
+    values[0, 0], values[0, 1] = 0, 4095
+    path = tmp_path / "scan12.tif"
+    path.write_bytes(twelve_bit_grey_tiff(values))
+    photo = read_image(path)
+    assert photo.bit_depth == 16 and photo.grey
+    np.testing.assert_allclose(photo.pixels[..., 1], values / 4095, atol=0.5 / 65535)
+    assert photo.pixels[0, 1].tolist() == [1.0, 1.0, 1.0]  # white stays white
+
+
+def test_big_tiff_is_read(tmp_path, cat):
+    path = tmp_path / "big.tif"
+    Image.fromarray(cat).save(path, big_tiff=True)
+    assert path.read_bytes()[2] == 43  # BigTIFF's version number
+    np.testing.assert_array_equal(read_image(path).pixels, cat / np.float32(255))
+
+
+def test_dds_of_an_unimplemented_pixel_format_is_refused_in_one_line(tmp_path):
+    header = bytearray(b"DDS " + struct.pack("<I", 124) + bytes(120))
+    struct.pack_into("<IIII", header, 8, 0x1007, 4, 4, 0)  # flags, height, width, pitch
+    struct.pack_into("<II4s", header, 76, 32, 4, b"ZZZZ")  # pixel format: a FourCC nobody knows
+    path = tmp_path / "texture.dds"
+    path.write_bytes(bytes(header) + bytes(64))
+    assert_read_error(path, "unsupported")
+
+
+def test_damaged_tiff_is_refused_in_one_line_without_decoder_chatter(tmp_path, cat, capfd):
+    path = damaged_tiff(tmp_path, cat)
+    assert_read_error(path, "damaged")
+    assert capfd.readouterr().err == ""
