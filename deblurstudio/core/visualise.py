@@ -242,14 +242,29 @@ def render_motion(
     alpha = wheel[..., 3:] / 255.0
     region = picture[margin : margin + key_size, width - margin - key_size : width - margin]
     region[...] = np.rint(wheel[..., :3] * alpha + region * (1.0 - alpha)).astype(np.uint8)
-    label = f"{max_length:.1f} px"
-    scale = key_size / 80.0
-    (text_width, text_height), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    text_left = min(width - margin - key_size // 2 - text_width // 2, width - text_width - 2)
-    origin = (text_left, margin + key_size + text_height + 4)
-    for text_color, text_thickness in (((0, 0, 0), 3), ((255, 255, 255), 1)):
-        cv2.putText(
-            picture, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, text_color, text_thickness,
-            cv2.LINE_AA,
-        )
+    _draw_label(picture, f"{max_length:.1f} px", width - margin - key_size // 2,
+                margin + key_size + 2, key_size / 80.0)
     return picture
+
+
+def _draw_label(picture: np.ndarray, label: str, centre_x: int, top: int, scale: float) -> None:
+    """Write `label` once, white on a black box, centred under `centre_x` and moved left or up as
+    far as needed to stay whole inside `picture` (uint8 RGB H×W×3, drawn in place).
+
+    The box keeps it readable on any colour and over the glyphs behind it.
+    """
+    thickness = max(1, round(scale * 1.5))
+    (text_width, text_height), baseline = cv2.getTextSize(
+        label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness
+    )
+    padding = max(2, round(text_height / 4))
+    box_width, box_height = text_width + 2 * padding, text_height + baseline + 2 * padding
+    height, width = picture.shape[:2]
+    left = int(np.clip(centre_x - box_width // 2, 0, max(width - box_width, 0)))
+    top = int(np.clip(top, 0, max(height - box_height, 0)))
+    picture[top : top + box_height, left : left + box_width] = 0
+    origin = (left + padding, top + padding + text_height)
+    cv2.putText(
+        picture, label, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness,
+        cv2.LINE_AA,
+    )

@@ -146,3 +146,27 @@ def test_rendered_motion_picture_has_the_key_in_a_corner():
     corner = picture[5:45, 155:195].reshape(-1, 3)
     assert len(np.unique(corner, axis=0)) > 50
     np.testing.assert_array_equal(picture[190, 5], plain[190, 5])
+
+
+def test_motion_key_label_is_whole_and_the_same_on_any_background():
+    # A photo-sized picture: the key and its label scale with it.
+    pictures, labels = [], []
+    for dx, dy in ((20, 8), (-8, 20)):  # same length, other colours and glyphs behind the label
+        motion = np.zeros((1000, 1500, 2), np.float32)
+        motion[...] = (dx, dy)
+        picture = visualise.render_motion(motion)
+        plain = visualise.draw_motion_arrows(
+            visualise.motion_to_color(motion), motion, 32, visualise.motion_scale(motion),
+            color=(255, 255, 255),
+        )
+        key = np.any(picture != plain, axis=-1)
+        key[:240] = False  # the colour wheel (200 px with a 20 px margin); the label is below
+        pictures.append(picture)
+        labels.append(key)
+    rows, columns = np.nonzero(labels[0] | labels[1])
+    box = np.s_[rows.min() : rows.max() + 1, columns.min() : columns.max() + 1]
+    # Readable: one white-on-black label, not a text whose gaps show the map and glyphs.
+    np.testing.assert_array_equal(pictures[0][box], pictures[1][box])
+    # Whole: the white strokes keep clear of the picture's right edge.
+    text_columns = np.nonzero(np.all(pictures[0][box] > 200, axis=-1).any(axis=0))[0]
+    assert columns.min() + text_columns.max() < 1500 - 2
