@@ -130,6 +130,8 @@ class Refuse(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Refuse())
 import training.config, training.schedule, training.distributed, training.streams
 import training.trainers, training.train, training.evaluate, training.export, training.pack
+from deblurstudio.core.modelstore import model_dirs
+assert model_dirs()[-1].name == "models"  # the shipped folder, found without platformdirs
 print("imported")
 """
 
