@@ -43,6 +43,7 @@ from deblurstudio.gui._panels import (
     ReferencePanel,
     dropped_file,
     model_card_html,
+    model_summary_html,
 )
 from deblurstudio.gui._qimage import Picture, TintLayer
 from deblurstudio.gui._settings import (
@@ -148,6 +149,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.model_panel = ModelPanel()
+        # Deblurring speed per model id measured here this session: (megapixels/s, device).
+        self._speeds: dict[str, tuple[float, str]] = {}
         self.overlay_panel = OverlayPanel()
         self.mask_panel = MaskPanel()
         self.reference_panel = ReferencePanel()
@@ -564,6 +567,12 @@ class MainWindow(QMainWindow):
             return None
         return next((e for e in self.engine.models if e.id == model_id), None)
 
+    def _show_model_card(self, entry) -> None:
+        panel = self.model_panel
+        speed = self._speeds.get(entry.id) if entry else None
+        panel.summary.setText(model_summary_html(entry, speed) if entry else "")
+        panel.card.setHtml(model_card_html(entry) if entry else "")
+
     def _select_model(self, model_id: str | None) -> None:
         combo = self.model_panel.model_combo
         index = combo.findData(model_id) if model_id else -1
@@ -577,7 +586,7 @@ class MainWindow(QMainWindow):
     @Slot(int)
     def _on_model_changed(self, index: int) -> None:
         entry = self._entry(self.selected_model_id())
-        self.model_panel.card.setHtml(model_card_html(entry) if entry else "")
+        self._show_model_card(entry)
         if entry is not None and entry.task == "deblur":
             self._deblur_model_id = entry.id
             self.settings.setValue("model", entry.id)
@@ -1073,7 +1082,10 @@ class MainWindow(QMainWindow):
                 "Deblur for the whole photo"
             )
         self.last_run_label.setText(f"Last run: {result.seconds:.1f} s")
+        height, width = result.restored.shape[:2]
+        self._speeds[result.model_id] = (width * height / 1e6 / result.seconds, result.device)
         self._select_model(result.model_id)
+        self._show_model_card(self._entry(result.model_id))
         if result.warning is not None:  # the reference was not used (the only warning)
             self.banner.show_message(f"{result.warning[0].upper()}{result.warning[1:]}.")
             self.reference_panel.model_note.setText("Not used: it shows another scene.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -159,7 +160,8 @@ class MotionKey(QWidget):
 
 
 class ModelPanel(QWidget):
-    """Model and device choice, and the chosen model's card."""
+    """Model and device choice; what the chosen model is for, how well and how fast it works,
+    and its full card (training history) behind Details."""
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -171,16 +173,27 @@ class ModelPanel(QWidget):
         self.model_combo.setMinimumContentsLength(14)
         self.device_combo = QComboBox()
         self.device_combo.addItem("Automatic", "auto")
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.details_button = QToolButton()
+        self.details_button.setText("Details")
+        self.details_button.setCheckable(True)
+        self.details_button.setToolTip("The full model card: training data, history, scores")
         self.card = QTextBrowser()
         self.card.setOpenLinks(False)
         self.card.setMaximumHeight(130)
         self.card.setPlaceholderText("The model card appears here.")
+        self.card.setVisible(False)
+        self.details_button.toggled.connect(self.card.setVisible)
         form = QFormLayout()
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Model", self.model_combo)
         form.addRow("Device", self.device_combo)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.details_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.card)
 
     def set_devices(self, devices: list[tuple[str, str]], current: str) -> None:
@@ -195,6 +208,28 @@ class ModelPanel(QWidget):
 
     def device(self) -> str:
         return self.device_combo.currentData() or "auto"
+
+
+def model_summary_html(entry, speed: tuple[float, str] | None = None) -> str:
+    """What a user chooses a `modelstore.ModelEntry` by, as short HTML: what it is for, its
+    validation gain in dB (when its card has PSNR scores) and `speed`, (megapixels per second,
+    device) measured on this machine, when there is one."""
+    # Model cards say "<architecture> (paper NNN): <what it does>. This checkpoint: <history>";
+    # the architecture and the history belong to Details.
+    purpose = entry.description.split(" This checkpoint:")[0]
+    purpose = re.sub(r"^.*?\(paper \d+\):\s*", "", purpose)
+    purpose = purpose[:1].upper() + purpose[1:]
+    lines = [f"<b>{html.escape(entry.title)}</b>: {html.escape(purpose)}"]
+    metrics = (entry.card or {}).get("metrics") or {}
+    if "output_psnr" in metrics and "input_psnr" in metrics:
+        gain = metrics["output_psnr"] - metrics["input_psnr"]
+        lines.append(f"Validation gain: {gain:+.1f} dB PSNR")
+    if speed is not None:
+        megapixels_per_second, device = speed
+        lines.append(
+            f"Speed here: {megapixels_per_second:.2g} MP/s on {html.escape(device)} (last run)"
+        )
+    return "<br>".join(lines)
 
 
 def model_card_html(entry) -> str:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+
 import numpy as np
 from PySide6.QtCore import QPointF
+from PySide6.QtGui import QTextDocumentFragment
 from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from deblurstudio.core import imageio
@@ -201,3 +206,38 @@ def test_hover_reads_the_maps_under_the_cursor(opened, qtbot):
     assert window.readout_at(QPointF(-3, 5)).startswith("Hover")
     window.maps.motion_map[20, 30] = (0.02, -0.03)  # still: no direction to read
     assert "motion none" in window.readout_at(QPointF(30.5, 20.5))
+
+
+def test_model_panel_says_what_the_model_is_for_its_gain_and_speed_with_history_in_details(
+    tiny_models, make_window, settings, photo_path, qtbot, tmp_path, monkeypatch
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copyfile(tiny_models / "bladenet.safetensors", models / "bladenet.safetensors")
+    card = {"steps": 2000, "metrics": {"input_psnr": 30.0, "output_psnr": 31.3}}
+    description = (
+        "Local Blur Perception U-Net (paper 000): deblurs moving subjects and camera shake. "
+        "This checkpoint: v9 with its LBP net "
+        "fine-tuned 2000 steps on 256 px crops."
+    )
+    spec = {"file": "bladenet.safetensors", "arch": "bladenet", "task": "deblur",
+            "title": "BladeNet", "description": description, "card": card}
+    manifest = {"format": 1, "defaults": {"deblur": "bladenet"}, "models": {"bladenet": spec}}
+    (models / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setenv("DEBLURSTUDIO_MODELS_DIR", f"{models}{os.pathsep}{tiny_models}")
+    window = make_window(settings)
+    panel = window.model_panel
+    summary = QTextDocumentFragment.fromHtml(panel.summary.text()).toPlainText()
+    assert "Deblurs moving subjects and camera shake." in summary
+    assert "+1.3 dB" in summary
+    assert "U-Net" not in summary and "This checkpoint" not in summary
+    assert "MP/s" not in summary  # no speed measured yet
+    assert not panel.card.isVisible()
+    panel.details_button.click()
+    assert panel.card.isVisible() and "fine-tuned 2000 steps" in panel.card.toPlainText()
+
+    with qtbot.waitSignal(window.photo_opened, timeout=30_000):
+        window.open_photo(str(photo_path))
+    with qtbot.waitSignal(window.deblur_finished, timeout=RUN_TIMEOUT_MS):
+        window.deblur_action.trigger()
+    assert "MP/s" in QTextDocumentFragment.fromHtml(panel.summary.text()).toPlainText()
