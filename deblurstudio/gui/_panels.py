@@ -134,7 +134,25 @@ class MotionKey(QWidget):
             if max_length
             else None
         )
+        self._fit_height()
         self.update()
+
+    def _text_rect(self) -> QRectF:
+        left = self._WHEEL + 10 if self._wheel is not None else 2
+        return QRectF(left, 0, max(1, self.width() - left), self.height())
+
+    def _fit_height(self) -> None:
+        """Grow to the wrapped text's height: in a narrow dock it wraps to more lines than the
+        wheel is tall, and a fixed height cut them off."""
+        rect = self._text_rect().toRect()
+        rect.setHeight(10_000)
+        flags = int(Qt.AlignmentFlag.AlignLeft | Qt.TextFlag.TextWordWrap)
+        needed = self.fontMetrics().boundingRect(rect, flags, self.text()).height() + 4
+        self.setMinimumHeight(max(self._WHEEL + 4, needed))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 — Qt override
+        super().resizeEvent(event)
+        self._fit_height()
 
     def text(self) -> str:
         if not self.max_length:
@@ -147,13 +165,11 @@ class MotionKey(QWidget):
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 — Qt override
         painter = QPainter(self)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        left = 2
         if self._wheel is not None:
             painter.drawImage(QRectF(2, 2, self._WHEEL, self._WHEEL), self._wheel)
-            left = self._WHEEL + 10
         painter.setPen(self.palette().text().color())
         painter.drawText(
-            QRectF(left, 0, self.width() - left, self.height()),
+            self._text_rect(),
             Qt.AlignmentFlag.AlignVCenter | Qt.TextFlag.TextWordWrap,
             self.text(),
         )
